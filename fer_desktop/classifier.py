@@ -1,0 +1,104 @@
+"""Load trained weights and predict emotion probabilities for 48x48 faces."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fer_desktop.emotions import EMOTIONS
+from fer_desktop.models import create_model, get_spec
+from fer_desktop.preprocessing import faces_to_tensor
+from fer_desktop.weights import WeightsError, WeightsNotFoundError, find_weights, read_card, read_state, train_command
+
+
+def select_device(preference: str | None = "auto") -> torch.device:
+    """``auto`` picks CUDA, else Apple's MPS, else the CPU; otherwise the named device."""
+    if preference in (None, "", "auto"):
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    device = torch.device(preference)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("CUDA was asked for but is not available")
+    return device
+
+
+class Classifier:
+    """A trained model with the preprocessing its card prescribes.
+
+    ``predict`` takes uint8 grayscale FER-style faces ``[N, 48, 48]`` and returns
+    float32 probabilities ``[N, 7]`` in ``EMOTIONS`` order.
+    """
+
+    def __init__(self, model: torch.nn.Module, card: dict, device: torch.device) -> None:
+        self.card = card
+        self.name: str = card["model"]
+        self.device = device
+        self.input_size = int(card["input_size"])
+        self.mean = tuple(card["mean"])
+        self.std = tuple(card["std"])
+        # Test-time augmentation is part of what the reported accuracy measures,
+        # so the app applies exactly what the card says.
+        self.hflip_tta = card.get("test_time_augmentation", "none") == "hflip"
+        self.model = model.to(device).eval()
+        if device.type == "cuda":
+            self.model = self.model.to(memory_format=torch.channels_last)
+
+    @property
+    def title(self) -> str:
+        return get_spec(self.name).title
+
+    @torch.inference_mode()
+    def logits(self, faces) -> torch.Tensor:
+        x = faces_to_tensor(faces, self.input_size, self.mean, self.std, device=self.device)
+        if self.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.device.type == "cuda"):
+            out = self.model(x).float()
+            if self.hflip_tta:
+                out = (out + self.model(x.flip(-1)).float()) / 2
+        return out
+
+    def predict(self, faces) -> np.ndarray:
+        faces = np.asarray(faces) if not isinstance(faces, torch.Tensor) else faces
+        if faces.ndim == 2:
+            faces = faces[None]
+        if faces.ndim != 3 or tuple(faces.shape[1:]) != (48, 48):
+            raise ValueError(f"faces must be [N, 48, 48] uint8, got shape {tuple(faces.shape)}")
+        if len(faces) == 0:
+            return np.zeros((0, len(EMOTIONS)), np.float32)
+        return torch.softmax(self.logits(faces), dim=1).cpu().numpy().astype(np.float32)
+
+
+def load_classifier(name: str | None = None, device: str | None = "auto", weights_dir=None,
+                    weights_path: str | os.PathLike | None = None) -> Classifier:
+    """Load model ``name`` from the weights folders, or an explicit ``weights_path``.
+
+    Raises ``WeightsNotFoundError`` (with the command that trains it) or
+    ``WeightsError`` (naming the bad file).
+    """
+    if weights_path is None:
+        if name is None:
+            raise ValueError("give a model name or a weights path")
+        get_spec(name)  # unknown names fail here with the list of known ones
+        weights_path = find_weights(name, weights_dir)
+        if weights_path is None:
+            raise WeightsNotFoundError(f"no weights for {name}; train them with: {train_command(name)}")
+    weights_path = Path(weights_path)
+    card = read_card(weights_path)
+    if name is not None and card["model"] != name:
+        raise WeightsError(f"{weights_path}: holds {card['model']}, not {name}")
+    try:
+        model = create_model(card["model"], **card.get("architecture", {}))
+    except (TypeError, ValueError) as exc:
+        raise WeightsError(f"{weights_path}: card describes an unknown architecture ({exc})") from None
+    state = read_state(weights_path)
+    try:
+        model.load_state_dict(state)  # copies fp16 tensors into the fp32 model
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise WeightsError(f"{weights_path}: weights do not match {card['model']} ({first})") from None
+    return Classifier(model, card, select_device(device))

@@ -1,0 +1,85 @@
+"""A registry of the four models: name -> how to build it and how to feed it.
+
+Each entry declares its default input size and normalisation (the paper's
+recipe). A weights card may override both; whoever loads weights follows the card.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from torch import nn
+
+# Grayscale is copied to three channels, so ImageNet's per-channel statistics
+# still apply to the ResNets; the custom CNNs take values in [0, 1] as in the paper.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+UNIT_MEAN = (0.0, 0.0, 0.0)
+UNIT_STD = (1.0, 1.0, 1.0)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    title: str
+    builder: Callable[..., nn.Module]
+    input_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    defaults: dict = field(default_factory=dict)
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register_model(spec: ModelSpec) -> ModelSpec:
+    if spec.name in _REGISTRY:
+        raise ValueError(f"model {spec.name!r} is already registered")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def list_models() -> list[str]:
+    return list(_REGISTRY)
+
+
+def get_spec(name: str) -> ModelSpec:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(_REGISTRY)}") from None
+
+
+def create_model(name: str, **config) -> nn.Module:
+    """Build an untrained model by name; ``config`` overrides the architecture defaults."""
+    spec = get_spec(name)
+    return spec.builder(**{**spec.defaults, **config})
+
+
+def _baseline_cnn(**kw) -> nn.Module:
+    from fer_desktop.models.custom_cnn import CustomCNN
+
+    return CustomCNN(attention=False, **kw)
+
+
+def _attention_cnn(**kw) -> nn.Module:
+    from fer_desktop.models.custom_cnn import CustomCNN
+
+    return CustomCNN(attention=True, **kw)
+
+
+def _resnet50(**kw) -> nn.Module:
+    from fer_desktop.models.resnet import ResNet50FER
+
+    return ResNet50FER(cbam=False, **kw)
+
+
+def _resnet50_cbam(**kw) -> nn.Module:
+    from fer_desktop.models.resnet import ResNet50FER
+
+    return ResNet50FER(cbam=True, **kw)
+
+
+register_model(ModelSpec("baseline_cnn", "Baseline CNN", _baseline_cnn, 128, UNIT_MEAN, UNIT_STD))
+register_model(ModelSpec("attention_cnn", "Attention CNN", _attention_cnn, 128, UNIT_MEAN, UNIT_STD))
+register_model(ModelSpec("resnet50", "ResNet-50", _resnet50, 224, IMAGENET_MEAN, IMAGENET_STD))
+register_model(ModelSpec("resnet50_cbam", "ResNet-50 + CBAM", _resnet50_cbam, 224, IMAGENET_MEAN, IMAGENET_STD))

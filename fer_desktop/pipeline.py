@@ -1,0 +1,60 @@
+"""One frame in, every face's box and seven probabilities out.
+
+detect -> crop (48x48 FER style) -> one batched forward pass. Used by the GUI's
+inference thread, by ``fer-predict`` and by the benchmark, with a timer per stage.
+"""
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fer_desktop.emotions import EMOTIONS
+from fer_desktop.preprocessing import Box, crop_faces, whole_image_face
+
+
+@dataclass(frozen=True)
+class FaceResult:
+    box: Box
+    probs: np.ndarray  # float32 [7], EMOTIONS order
+
+    @property
+    def label(self) -> str:
+        return EMOTIONS[int(np.argmax(self.probs))]
+
+    @property
+    def confidence(self) -> float:
+        return float(np.max(self.probs))
+
+
+@dataclass
+class FrameResult:
+    faces: list[FaceResult]
+    whole_image: bool = False  # no face was found; the whole image was classified
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+class FramePipeline:
+    """Detector + classifier; ``classifier`` may be swapped between frames."""
+
+    def __init__(self, detector, classifier) -> None:
+        self.detector = detector
+        self.classifier = classifier
+
+    def __call__(self, frame: np.ndarray, whole_image_fallback: bool = False) -> FrameResult:
+        t0 = time.perf_counter()
+        boxes = self.detector.detect(frame)
+        t1 = time.perf_counter()
+        whole = False
+        if boxes:
+            faces = crop_faces(frame, boxes)
+        elif whole_image_fallback:
+            h, w = frame.shape[:2]
+            boxes, faces, whole = [Box(0, 0, w, h, 0.0)], whole_image_face(frame), True
+        else:
+            faces = crop_faces(frame, [])
+        t2 = time.perf_counter()
+        probs = self.classifier.predict(faces) if len(faces) else np.zeros((0, len(EMOTIONS)), np.float32)
+        t3 = time.perf_counter()
+        timings = {"detect": (t1 - t0) * 1e3, "crop": (t2 - t1) * 1e3, "infer": (t3 - t2) * 1e3}
+        return FrameResult([FaceResult(b, p) for b, p in zip(boxes, probs)], whole, timings)

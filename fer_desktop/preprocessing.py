@@ -1,0 +1,109 @@
+"""The one preprocessing path, shared by the app and by training.
+
+frame + face box --crop_face--> 48x48 uint8 grayscale (the FER-2013 format)
+48x48 uint8 faces --faces_to_tensor--> float [N, 3, S, S] scaled as the model declares
+
+Training feeds FER-2013's 48x48 faces straight into ``faces_to_tensor``; the app
+first makes such faces with ``crop_face``. Neither imports Qt or mediapipe.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+FACE_SIZE = 48
+
+# BlazeFace boxes run from the eyebrows to just below the mouth. FER-2013 faces
+# are framed from the forehead to the chin, so the square crop is widened by
+# this fraction of the box on each side and shifted up a little to take in the
+# forehead. See docs/crops.png for app crops next to FER-2013's mean face.
+DEFAULT_MARGIN = 0.2
+DEFAULT_SHIFT_UP = 0.05
+
+
+@dataclass(frozen=True)
+class Box:
+    """A face box in pixels of the frame it was found in."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+    score: float = 1.0
+
+
+def crop_square(box: Box, frame_shape: Sequence[int], margin: float = DEFAULT_MARGIN,
+                shift_up: float = DEFAULT_SHIFT_UP) -> tuple[int, int, int, int]:
+    """The square ``(x0, y0, x1, y1)`` around ``box`` with a margin, clamped to the frame."""
+    height, width = frame_shape[:2]
+    side = max(box.w, box.h) * (1.0 + 2.0 * margin)
+    cx = box.x + box.w / 2.0
+    cy = box.y + box.h / 2.0 - shift_up * box.h
+    x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
+    x1, y1 = int(round(cx + side / 2)), int(round(cy + side / 2))
+    # Clamp: numpy would silently wrap negative indices to the other edge.
+    x0, y0 = max(0, x0), max(0, y0)
+    x1, y1 = min(width, max(x1, x0 + 1)), min(height, max(y1, y0 + 1))
+    return x0, y0, x1, y1
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """BGR, BGRA or grayscale uint8 -> grayscale uint8."""
+    if image.ndim == 2:
+        return image
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY)
+    if image.shape[2] == 1:
+        return image[:, :, 0]
+    return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+
+
+def crop_face(frame: np.ndarray, box: Box, margin: float = DEFAULT_MARGIN,
+              shift_up: float = DEFAULT_SHIFT_UP) -> np.ndarray:
+    """Cut one face out of a BGR (or grayscale) frame as a 48x48 uint8 FER-style face."""
+    x0, y0, x1, y1 = crop_square(box, frame.shape, margin, shift_up)
+    patch = to_gray(frame[y0:y1, x0:x1])
+    # INTER_AREA averages when shrinking, so small faces do not alias.
+    return cv2.resize(patch, (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_AREA)
+
+
+def crop_faces(frame: np.ndarray, boxes: Sequence[Box], margin: float = DEFAULT_MARGIN) -> np.ndarray:
+    """All faces of a frame as one ``[N, 48, 48]`` uint8 array."""
+    if not boxes:
+        return np.empty((0, FACE_SIZE, FACE_SIZE), np.uint8)
+    return np.stack([crop_face(frame, b, margin) for b in boxes])
+
+
+def whole_image_face(image: np.ndarray) -> np.ndarray:
+    """The whole image as one face (used when no face is detected): ``[1, 48, 48]``."""
+    h, w = image.shape[:2]
+    return crop_faces(image, [Box(0, 0, w, h)], margin=0.0)
+
+
+def faces_to_tensor(faces, input_size: int, mean: Sequence[float], std: Sequence[float], device=None,
+                    dtype=None):
+    """uint8 faces ``[N, 48, 48]`` (numpy or tensor) -> float ``[N, 3, S, S]`` model input.
+
+    Resize (bilinear), grayscale copied to three channels, values in [0, 1], then
+    ``(x - mean) / std``. Runs on ``device``, so training can do it batch-wise on a GPU.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.as_tensor(faces, device=device)
+    if x.dtype != torch.uint8:
+        raise TypeError(f"faces must be uint8, got {x.dtype}")
+    if x.ndim == 2:
+        x = x[None]
+    if x.ndim == 3:
+        x = x[:, None]
+    x = x.float().div_(255.0)
+    if x.shape[-1] != input_size or x.shape[-2] != input_size:
+        x = F.interpolate(x, size=(input_size, input_size), mode="bilinear", align_corners=False)
+    x = x.expand(-1, 3, -1, -1)
+    mean_t = torch.tensor(mean, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    std_t = torch.tensor(std, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    x = (x - mean_t) / std_t
+    return x if dtype is None else x.to(dtype)

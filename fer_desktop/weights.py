@@ -1,0 +1,103 @@
+"""Trained weights on disk: ``<name>.safetensors`` with a JSON card beside it.
+
+The card says how to rebuild and feed the model (architecture config, input
+size, normalisation, class order, test-time augmentation) and how it was made
+(recipe, data, accuracy). Tensors are stored as fp16 safetensors: loading never
+unpickles anything.
+"""
+
+import json
+import os
+from pathlib import Path
+
+from fer_desktop.emotions import EMOTIONS
+
+CARD_FORMAT = "fer-desktop-weights/1"
+ENV_WEIGHTS_DIR = "FER_DESKTOP_WEIGHTS"
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+class WeightsError(Exception):
+    """Weights that exist but cannot be used; the message names the file."""
+
+
+class WeightsNotFoundError(WeightsError):
+    """No weights for a model in any weights folder."""
+
+
+def train_command(name: str) -> str:
+    return f"python -m training.train --model {name} --data fer2013.npz --out weights/"
+
+
+def weights_dirs(weights_dir: str | os.PathLike | None = None) -> list[Path]:
+    """Folders searched for weights, first match wins.
+
+    An explicit folder, then $FER_DESKTOP_WEIGHTS, then the copy installed inside
+    the package (wheels), then ``weights/`` of a source checkout.
+    """
+    candidates = []
+    if weights_dir:
+        candidates.append(Path(weights_dir))
+    if os.environ.get(ENV_WEIGHTS_DIR):
+        candidates.append(Path(os.environ[ENV_WEIGHTS_DIR]))
+    candidates += [_PACKAGE_DIR / "_weights", _PACKAGE_DIR.parent / "weights"]
+    return [c for c in candidates if c.is_dir()]
+
+
+def find_weights(name: str, weights_dir: str | os.PathLike | None = None) -> Path | None:
+    """The ``.safetensors`` file for model ``name``, or None."""
+    for folder in weights_dirs(weights_dir):
+        path = folder / f"{name}.safetensors"
+        if path.is_file() and path.with_suffix(".json").is_file():
+            return path
+    return None
+
+
+def read_card(path: str | os.PathLike) -> dict:
+    """Read and check the JSON card of a weights file (``x.safetensors`` -> ``x.json``)."""
+    card_path = Path(path).with_suffix(".json")
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise WeightsError(f"{card_path}: card missing") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise WeightsError(f"{card_path}: unreadable card ({exc})") from None
+    if not isinstance(card, dict) or card.get("format") != CARD_FORMAT:
+        raise WeightsError(f"{card_path}: not a fer-desktop weights card")
+    missing = [k for k in ("model", "input_size", "mean", "std", "classes") if k not in card]
+    if missing:
+        raise WeightsError(f"{card_path}: card lacks {', '.join(missing)}")
+    if list(card["classes"]) != list(EMOTIONS):
+        raise WeightsError(f"{card_path}: class order {card['classes']} differs from {list(EMOTIONS)}")
+    return card
+
+
+def read_state(path: str | os.PathLike) -> dict:
+    """The tensors of a ``.safetensors`` file (as stored, usually fp16)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except FileNotFoundError:
+        raise WeightsError(f"{path}: file missing") from None
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise WeightsError(f"{path}: corrupt weights ({exc})") from None
+
+
+def save_weights(model, card: dict, path: str | os.PathLike, dtype: str = "float16") -> Path:
+    """Write ``path`` (.safetensors, fp16 by default) and its JSON card beside it."""
+    import torch
+    from safetensors.torch import save_file
+
+    path = Path(path).with_suffix(".safetensors")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch_dtype = getattr(torch, dtype)
+    state = {
+        k: (v.detach().to(torch_dtype) if v.is_floating_point() else v.detach()).contiguous().cpu()
+        for k, v in model.state_dict().items()
+    }
+    save_file(state, str(path), metadata={"format": CARD_FORMAT, "model": str(card.get("model", ""))})
+    full_card = {"format": CARD_FORMAT, "classes": list(EMOTIONS), "dtype": dtype, **card}
+    path.with_suffix(".json").write_text(json.dumps(full_card, indent=2) + "\n", encoding="utf-8")
+    return path

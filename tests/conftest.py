@@ -1,0 +1,99 @@
+"""Shared test data, all made here: a public-domain face photo, composites and
+videos built from it, and untrained weights for the four models.
+
+tests/data/astronaut.jpg is NASA's portrait of Eileen Collins (public domain),
+as shipped in scikit-image's ``skimage.data.astronaut``, cropped and shrunk.
+"""
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+DATA = Path(__file__).resolve().parent / "data"
+FACE_IMAGE = DATA / "astronaut.jpg"
+
+
+def load_face_image() -> np.ndarray:
+    return cv2.imread(str(FACE_IMAGE), cv2.IMREAD_COLOR)
+
+
+def make_group_image() -> np.ndarray:
+    """960x640 BGR with eight faces of several sizes (the detector finds all eight)."""
+    face = load_face_image()
+    grid = np.vstack([np.hstack([face, cv2.flip(face, 1)]), np.hstack([cv2.flip(face, 1), face])])
+    return np.hstack([grid, cv2.resize(grid, (320, 640))])
+
+
+def write_video(path: Path, faces: int = 1, frames: int = 45, fps: float = 15.0,
+                size: tuple[int, int] = (640, 360)) -> Path:
+    """An mp4 of ``faces`` copies of the face photo drifting over a grey background."""
+    width, height = size
+    face = cv2.resize(load_face_image(), (180, 180), interpolation=cv2.INTER_AREA)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    assert writer.isOpened(), "OpenCV cannot write mp4v here"
+    for i in range(frames):
+        frame = np.full((height, width, 3), 90, np.uint8)
+        for k in range(faces):
+            x = 20 + k * 220 + int(20 * np.sin(i / 6 + k))
+            y = 90 + int(15 * np.cos(i / 7 + k))
+            frame[y:y + 180, x:x + 180] = face if k % 2 == 0 else cv2.flip(face, 1)
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def make_tiny_weights(folder: Path, names=None, seed: int = 0) -> Path:
+    """Untrained weights for the models, at small input sizes so CPU tests are quick."""
+    import torch
+
+    from fer_desktop.models import create_model, get_spec, list_models
+    from fer_desktop.weights import save_weights
+
+    torch.manual_seed(seed)
+    for name in names or list_models():
+        spec = get_spec(name)
+        card = {
+            "model": name,
+            "architecture": {},
+            "input_size": 48 if "cnn" in name else 64,
+            "mean": list(spec.mean),
+            "std": list(spec.std),
+            "recipe": "untrained (tests)",
+            "metrics": {},
+        }
+        save_weights(create_model(name), card, folder / f"{name}.safetensors")
+    return folder
+
+
+@pytest.fixture
+def face_image() -> np.ndarray:
+    return load_face_image()
+
+
+@pytest.fixture
+def group_image() -> np.ndarray:
+    return make_group_image()
+
+
+@pytest.fixture(scope="session")
+def face_video(tmp_path_factory) -> Path:
+    return write_video(tmp_path_factory.mktemp("video") / "one_face.mp4", faces=1)
+
+
+@pytest.fixture(scope="session")
+def group_video(tmp_path_factory) -> Path:
+    return write_video(tmp_path_factory.mktemp("video") / "two_faces.mp4", faces=2)
+
+
+@pytest.fixture(scope="session")
+def tiny_weights_dir(tmp_path_factory) -> Path:
+    """All four models, untrained: enough to exercise every code path."""
+    return make_tiny_weights(tmp_path_factory.mktemp("weights"))
+
+
+@pytest.fixture(scope="session")
+def cnn_weights_dir(tmp_path_factory) -> Path:
+    """Only the two small CNNs: for tests where the ResNets would just be slow."""
+    return make_tiny_weights(tmp_path_factory.mktemp("cnn_weights"), ["baseline_cnn", "attention_cnn"])
