@@ -4,13 +4,13 @@ frame + face box --crop_face--> 48x48 uint8 grayscale (the FER-2013 format)
 48x48 uint8 faces --faces_to_tensor--> float [N, 3, S, S] scaled as the model declares
 
 Training feeds FER-2013's 48x48 faces straight into ``faces_to_tensor``; the app
-first makes such faces with ``crop_face``. Neither imports Qt or mediapipe.
+first makes such faces with ``crop_face``. Neither imports Qt or mediapipe, and
+OpenCV is imported only by the cropping half, so training needs just torch.
 """
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 FACE_SIZE = 48
@@ -51,6 +51,8 @@ def crop_square(box: Box, frame_shape: Sequence[int], margin: float = DEFAULT_MA
 
 def to_gray(image: np.ndarray) -> np.ndarray:
     """BGR, BGRA or grayscale uint8 -> grayscale uint8."""
+    import cv2
+
     if image.ndim == 2:
         return image
     if image.shape[2] == 4:
@@ -63,6 +65,8 @@ def to_gray(image: np.ndarray) -> np.ndarray:
 def crop_face(frame: np.ndarray, box: Box, margin: float = DEFAULT_MARGIN,
               shift_up: float = DEFAULT_SHIFT_UP) -> np.ndarray:
     """Cut one face out of a BGR (or grayscale) frame as a 48x48 uint8 FER-style face."""
+    import cv2
+
     x0, y0, x1, y1 = crop_square(box, frame.shape, margin, shift_up)
     patch = to_gray(frame[y0:y1, x0:x1])
     # INTER_AREA averages when shrinking, so small faces do not alias.
