@@ -26,19 +26,31 @@ def make_group_image() -> np.ndarray:
     return np.hstack([grid, cv2.resize(grid, (320, 640))])
 
 
+def face_patch(side: int = 240) -> np.ndarray:
+    """The photo's face with some hair and shoulders, ``side`` pixels square.
+
+    Webcam-like framing: the face is over a quarter of a 360-pixel-high frame,
+    well within the range of the short-range detector used for video.
+    """
+    image = load_face_image()
+    cx, cy, half = 136, 103, 90  # centre of the face in the photo, half the patch side
+    return cv2.resize(image[cy - half:cy + half, cx - half:cx + half], (side, side),
+                      interpolation=cv2.INTER_AREA)
+
+
 def write_video(path: Path, faces: int = 1, frames: int = 45, fps: float = 15.0,
                 size: tuple[int, int] = (640, 360)) -> Path:
-    """An mp4 of ``faces`` copies of the face photo drifting over a grey background."""
+    """An mp4 of ``faces`` (1 or 2) copies of the face drifting over a grey background."""
     width, height = size
-    face = cv2.resize(load_face_image(), (180, 180), interpolation=cv2.INTER_AREA)
+    face = face_patch(240)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
     assert writer.isOpened(), "OpenCV cannot write mp4v here"
     for i in range(frames):
         frame = np.full((height, width, 3), 90, np.uint8)
         for k in range(faces):
-            x = 20 + k * 220 + int(20 * np.sin(i / 6 + k))
-            y = 90 + int(15 * np.cos(i / 7 + k))
-            frame[y:y + 180, x:x + 180] = face if k % 2 == 0 else cv2.flip(face, 1)
+            x = 30 + k * 300 + int(20 * np.sin(i / 6 + k))
+            y = 50 + int(15 * np.cos(i / 7 + k))
+            frame[y:y + 240, x:x + 240] = face if k % 2 == 0 else cv2.flip(face, 1)
         writer.write(frame)
     writer.release()
     return path

@@ -4,10 +4,14 @@ Each entry declares its default input size and normalisation (the paper's
 recipe). A weights card may override both; whoever loads weights follows the card.
 """
 
+from __future__ import annotations
+
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from torch import nn
+if TYPE_CHECKING:  # torch loads in seconds: the GUI lists models before it is imported
+    from torch import nn
 
 # Grayscale is copied to three channels, so ImageNet's per-channel statistics
 # still apply to the ResNets; the custom CNNs take values in [0, 1] as in the paper.

@@ -1,0 +1,446 @@
+"""fer-predict: emotions of every face in images and videos, without a GUI.
+
+    fer-predict PATH... [--model NAME] [--json | --csv FILE] [--annotate DIR]
+                        [--weights-dir DIR] [--device auto|cpu|cuda|mps]
+
+Images: tiled detection (small faces in group photos are found too); an image
+with no detectable face is classified as a whole and marked so. Videos: every
+frame, detection on the whole frame (BlazeFace short-range: faces larger than
+about a fifth of the frame; ``--tiled`` finds smaller ones, slower), the faces of
+16 frames classified in one batch; one row per frame and face; frames without a face get one row with empty
+face fields in the CSV (and ``"faces": []`` in JSON), so every frame is accounted for.
+
+Output: a table on stdout by default; ``--json`` prints one JSON list (one record
+per file); ``--csv FILE`` writes ``path,frame,face,x,y,w,h,score,label,confidence``
+and the seven probabilities (frame 0 for images; an empty score marks a
+whole-image row). A file that cannot be read gets one line on stderr and the
+others are still processed; the exit status is then 1. Missing or bad weights:
+one line, exit status 2. Set FER_DESKTOP_DEBUG=1 to see library logs and tracebacks.
+"""
+
+import argparse
+import contextlib
+import csv
+import json
+import os
+import queue
+import sys
+import threading
+from pathlib import Path
+
+from fer_desktop.emotions import EMOTIONS
+
+MODELS = ("baseline_cnn", "attention_cnn", "resnet50", "resnet50_cbam")
+DEFAULT_MODEL = "resnet50_cbam"
+BATCH_FRAMES = 16  # video frames whose faces share one forward pass
+CSV_HEADER = ["path", "frame", "face", "x", "y", "w", "h", "score", "label", "confidence", *EMOTIONS]
+EXIT_BAD_FILE, EXIT_SETUP = 1, 2
+
+
+class InputError(Exception):
+    """A file that cannot be processed; the message is one line for the user."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="fer-predict",
+        description="Facial emotions (FER-2013's seven) of every face in images and videos.",
+        epilog="Exit status: 0 all files done, 1 some file could not be read, 2 no usable weights.")
+    ap.add_argument("paths", nargs="+", metavar="PATH", help="image or video files")
+    ap.add_argument("--model", default=DEFAULT_MODEL, choices=MODELS, help=f"default: {DEFAULT_MODEL}")
+    out = ap.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print one JSON list instead of a table")
+    out.add_argument("--csv", metavar="FILE", help="write one row per file, frame and face to FILE")
+    ap.add_argument("--annotate", metavar="DIR",
+                    help="also write annotated copies to DIR (images as .png, videos as .mp4)")
+    ap.add_argument("--tiled", action="store_true",
+                    help="videos: also scan tiles of each frame, to find faces smaller than about a fifth "
+                         "of the frame (detection becomes some 20 times slower); images always are")
+    ap.add_argument("--weights-dir", metavar="DIR", help="folder with <model>.safetensors and .json")
+    ap.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, mps")
+    return ap
+
+
+# ---------------------------------------------------------------- output sinks
+
+def _fmt(v: float) -> str:
+    return f"{v:.4f}"
+
+
+class TableSink:
+    """Readable rows on stdout, streamed as files are processed."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+        self.header_done = False
+
+    def start(self, path: str, kind: str, info: str) -> None:
+        print(f"{path} ({kind}{', ' + info if info else ''})", file=self.stream)
+        print(f"  {'frame':>5} {'face':>4} {'box x,y,w,h':>20} {'score':>5}  {'label':<8} {'conf':>4}  "
+              + " ".join(f"{e[:5]:>5}" for e in EMOTIONS), file=self.stream)
+
+    def frame(self, path: str, index: int, result) -> None:
+        if not result.faces:
+            print(f"  {index:>5} {'-':>4} {'no face':>20}", file=self.stream)
+        for k, face in enumerate(result.faces):
+            b = face.box
+            score = "whole" if result.whole_image else f"{b.score:.2f}"
+            print(f"  {index:>5} {k:>4} {f'{b.x},{b.y},{b.w},{b.h}':>20} {score:>5}  {face.label:<8} "
+                  f"{100 * face.confidence:3.0f}%  " + " ".join(f"{p:5.2f}" for p in face.probs),
+                  file=self.stream)
+        if result.whole_image:
+            print("        no face detected: the whole image was classified as one face", file=self.stream)
+
+    def end(self, path: str, frames: int, faces: int) -> None:
+        print(f"  -> {frames} frame(s), {faces} face(s)\n" if frames > 1 else "", file=self.stream, end="")
+
+    def close(self) -> None:
+        self.stream.flush()
+
+
+class CsvSink:
+    def __init__(self, path: str) -> None:
+        try:
+            self.file = open(path, "w", newline="", encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"{path}: cannot write the CSV file ({exc.strerror or exc})") from None
+        self.writer = csv.writer(self.file)
+        self.writer.writerow(CSV_HEADER)
+
+    def start(self, path, kind, info) -> None:
+        pass
+
+    def frame(self, path: str, index: int, result) -> None:
+        if not result.faces:
+            self.writer.writerow([path, index] + [""] * (len(CSV_HEADER) - 2))
+        for k, face in enumerate(result.faces):
+            b = face.box
+            score = "" if result.whole_image else f"{b.score:.4f}"
+            self.writer.writerow([path, index, k, b.x, b.y, b.w, b.h, score, face.label,
+                                  _fmt(face.confidence), *map(_fmt, face.probs)])
+
+    def end(self, path, frames, faces) -> None:
+        pass
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class JsonSink:
+    def __init__(self, stream) -> None:
+        self.stream = stream
+        self.records: list[dict] = []
+        self.current: dict | None = None
+
+    @staticmethod
+    def _faces(result) -> list[dict]:
+        return [{"box": [face.box.x, face.box.y, face.box.w, face.box.h],
+                 "score": None if result.whole_image else round(face.box.score, 4),
+                 "label": face.label, "confidence": round(face.confidence, 4),
+                 "probabilities": {e: round(float(p), 4) for e, p in zip(EMOTIONS, face.probs)}}
+                for face in result.faces]
+
+    def start(self, path: str, kind: str, info: str) -> None:
+        self.current = {"path": path, "kind": kind}
+        if kind == "video":
+            self.current["frames"] = []
+
+    def frame(self, path: str, index: int, result) -> None:
+        if self.current["kind"] == "video":
+            self.current["frames"].append({"frame": index, "faces": self._faces(result)})
+        else:
+            self.current["faces"] = self._faces(result)
+            self.current["whole_image"] = bool(result.whole_image)
+
+    def end(self, path, frames, faces) -> None:
+        self.records.append(self.current)
+        self.current = None
+
+    def abort(self) -> None:
+        self.current = None
+
+    def close(self) -> None:
+        json.dump(self.records, self.stream, indent=1)
+        self.stream.write("\n")
+        self.stream.flush()
+
+
+# ---------------------------------------------------------------- processing
+
+class Predictor:
+    def __init__(self, detector, classifier, annotate_dir: Path | None, tiled_video: bool = False) -> None:
+        from fer_desktop.pipeline import FramePipeline
+
+        self.detector = detector
+        self.classifier = classifier
+        self.pipeline = FramePipeline(detector, classifier)
+        self.annotate_dir = annotate_dir
+        self.tiled_video = tiled_video
+
+    def _annotated_path(self, path: Path, suffix: str) -> Path:
+        return self.annotate_dir / f"{path.stem}.annotated{suffix}"
+
+    def image(self, path: Path, sink) -> int:
+        from fer_desktop.image_io import ImageError, read_image
+
+        try:
+            frame = read_image(path)
+        except ImageError as exc:
+            raise InputError(str(exc)) from None
+        result = self.pipeline(frame, whole_image_fallback=True, tiled=True)
+        h, w = frame.shape[:2]
+        sink.start(str(path), "image", f"{w}x{h}")
+        sink.frame(str(path), 0, result)
+        sink.end(str(path), 1, len(result.faces))
+        if self.annotate_dir is not None:
+            self._write_image(path, frame, result)
+        return len(result.faces)
+
+    def _write_image(self, path: Path, frame, result) -> None:
+        import cv2
+
+        from fer_desktop.overlay import draw_results
+
+        out = self._annotated_path(path, ".png")
+        ok, data = cv2.imencode(".png", draw_results(frame, result.faces))
+        try:
+            if not ok:
+                raise OSError("encoding failed")
+            data.tofile(str(out))
+        except OSError as exc:
+            raise InputError(f"{out}: cannot write the annotated image ({exc})") from None
+
+    def video(self, path: Path, sink) -> int:
+        import cv2
+        import numpy as np
+
+        from fer_desktop.pipeline import FaceResult, FrameResult
+        from fer_desktop.preprocessing import crop_faces
+
+        if not path.exists():
+            raise InputError(f"{path}: no such file")
+        if path.is_dir():
+            raise InputError(f"{path}: is a folder, not a video")
+        if path.stat().st_size == 0:
+            raise InputError(f"{path}: file is empty")
+        cap = cv2.VideoCapture(str(path))
+        if not cap.isOpened():
+            raise InputError(f"{path}: not a video, or a damaged one")
+        fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
+        w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        frames = _prefetch(cap)
+        first = next(frames, None)
+        if first is None:
+            cap.release()
+            raise InputError(f"{path}: no frame could be decoded")
+        writer = None
+        if self.annotate_dir is not None:
+            out = self._annotated_path(path, ".mp4")
+            writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps or 25.0,
+                                     (first.shape[1], first.shape[0]))
+            if not writer.isOpened():
+                cap.release()
+                raise InputError(f"{out}: cannot write the annotated video")
+        sink.start(str(path), "video", f"{w}x{h}, {fps:.3g} fps")
+        from fer_desktop.overlay import draw_results
+
+        n_frames = n_faces = 0
+        batch: list = []  # (index, frame or None, boxes, faces) of up to BATCH_FRAMES frames
+
+        def flush() -> None:
+            # One forward pass for the faces of the whole batch of frames.
+            nonlocal n_faces
+            faces = [f for *_, f in batch if len(f)]
+            probs = self.classifier.predict(np.concatenate(faces)) if faces else None
+            start = 0
+            for index, frame, boxes, _ in batch:
+                result = FrameResult([FaceResult(b, p) for b, p in zip(boxes, probs[start:start + len(boxes)])]
+                                     if boxes else [])
+                start += len(boxes)
+                n_faces += len(boxes)
+                sink.frame(str(path), index, result)
+                if writer is not None:
+                    writer.write(draw_results(frame, result.faces))
+            batch.clear()
+
+        try:
+            for frame in _chain(first, frames):
+                boxes = self.detector.detect(frame, tiled=True) if self.tiled_video else self.detector.detect(frame)
+                batch.append((n_frames, frame if writer is not None else None, boxes, crop_faces(frame, boxes)))
+                n_frames += 1
+                if len(batch) >= BATCH_FRAMES:
+                    flush()
+            flush()
+        finally:
+            frames.close()
+            cap.release()
+            if writer is not None:
+                writer.release()
+        sink.end(str(path), n_frames, n_faces)
+        return n_faces
+
+
+def _chain(first, rest):
+    yield first
+    yield from rest
+
+
+def _prefetch(cap, depth: int = 8):
+    """Frames of ``cap`` decoded in a background thread (decoding overlaps detection)."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def reader() -> None:
+        try:
+            while not stop.is_set():
+                ok, frame = cap.read()
+                if not ok:
+                    break
+                while not stop.is_set():
+                    try:
+                        q.put(frame, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+        finally:
+            while not stop.is_set():
+                try:
+                    q.put(done, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+
+    thread = threading.Thread(target=reader, name="fer-predict-decode", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=2.0)
+
+
+# ---------------------------------------------------------------- main
+
+@contextlib.contextmanager
+def _quiet_native_stderr():
+    """Silence the C++ logs of MediaPipe/LiteRT and OpenCV (they write to fd 2 directly).
+
+    fer-predict's own messages still reach the terminal through a duplicate of stderr.
+    """
+    if os.environ.get("FER_DESKTOP_DEBUG"):
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):
+        yield
+        return
+    old_stderr = sys.stderr
+    try:
+        uses_fd2 = sys.stderr.fileno() == 2
+    except (OSError, ValueError, AttributeError):
+        uses_fd2 = False
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    if uses_fd2:
+        sys.stderr = open(saved, "w", closefd=False, buffering=1, encoding=old_stderr.encoding or "utf-8",
+                          errors="backslashreplace")
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        if sys.stderr is not old_stderr:
+            sys.stderr.close()
+            sys.stderr = old_stderr
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _error(message: str) -> None:
+    # One line, whatever the message holds.
+    print(f"fer-predict: {' '.join(str(message).split())}", file=sys.stderr)
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        with _quiet_native_stderr():
+            return _run(args)
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+    except Exception as exc:  # never a traceback at the user
+        if os.environ.get("FER_DESKTOP_DEBUG"):
+            raise
+        _error(f"unexpected error: {type(exc).__name__}: {exc}")
+        return EXIT_SETUP
+
+
+def _run(args) -> int:
+    import cv2
+
+    with contextlib.suppress(AttributeError, cv2.error):  # errors only; we report damaged files ourselves
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    from fer_desktop.classifier import load_classifier
+    from fer_desktop.image_io import is_video_path
+    from fer_desktop.weights import WeightsError
+
+    annotate_dir = None
+    if args.annotate:
+        annotate_dir = Path(args.annotate)
+        try:
+            annotate_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            _error(f"{annotate_dir}: cannot create the folder ({exc.strerror or exc})")
+            return EXIT_SETUP
+    try:
+        classifier = load_classifier(args.model, device=args.device, weights_dir=args.weights_dir)
+    except WeightsError as exc:
+        _error(exc)
+        return EXIT_SETUP
+    except (ValueError, RuntimeError) as exc:  # bad --device, unknown model
+        _error(f"cannot load {args.model} on {args.device}: {exc}")
+        return EXIT_SETUP
+
+    from fer_desktop.detection import FaceDetector
+
+    try:
+        sink = (CsvSink(args.csv) if args.csv else JsonSink(sys.stdout) if args.json else TableSink(sys.stdout))
+    except InputError as exc:
+        _error(exc)
+        return EXIT_SETUP
+    status = 0
+    with FaceDetector() as detector:
+        predictor = Predictor(detector, classifier, annotate_dir, tiled_video=args.tiled)
+        try:
+            for raw in args.paths:
+                path = Path(raw)
+                try:
+                    if is_video_path(path):
+                        predictor.video(path, sink)
+                    else:
+                        predictor.image(path, sink)
+                except InputError as exc:
+                    if isinstance(sink, JsonSink):
+                        sink.abort()
+                    _error(exc)
+                    status = EXIT_BAD_FILE
+                except (OSError, cv2.error, MemoryError) as exc:
+                    if isinstance(sink, JsonSink):
+                        sink.abort()
+                    _error(f"{path}: cannot process ({type(exc).__name__}: {exc})")
+                    status = EXIT_BAD_FILE
+        finally:
+            sink.close()
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

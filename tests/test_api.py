@@ -1,0 +1,83 @@
+"""The public Python API: ``from fer_desktop import EMOTIONS, load_classifier``."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+MODELS = ["baseline_cnn", "attention_cnn", "resnet50", "resnet50_cbam"]
+
+
+def test_emotions_in_fer2013_order():
+    from fer_desktop import EMOTIONS
+
+    assert EMOTIONS == ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+
+
+@pytest.fixture(scope="module")
+def classifiers(tiny_weights_dir):
+    from fer_desktop import load_classifier
+
+    return {name: load_classifier(name, device="cpu", weights_dir=tiny_weights_dir) for name in MODELS}
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_predict_probabilities(classifiers, name):
+    clf = classifiers[name]
+    faces = np.random.default_rng(0).integers(0, 256, (2, 48, 48), dtype=np.uint8)
+    probs = clf.predict(faces)
+    assert probs.shape == (2, 7) and probs.dtype == np.float32
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    assert (probs >= 0).all()
+    # A single face [48, 48] is a batch of one; a batch gives the same per-face answers.
+    np.testing.assert_allclose(clf.predict(faces[1]), probs[1:2], atol=1e-5)
+
+
+def test_predict_accepts_a_torch_tensor(classifiers):
+    import torch
+
+    faces = np.random.default_rng(1).integers(0, 256, (2, 48, 48), dtype=np.uint8)
+    clf = classifiers["baseline_cnn"]
+    np.testing.assert_allclose(clf.predict(torch.from_numpy(faces)), clf.predict(faces), atol=1e-6)
+
+
+def test_empty_batch(classifiers):
+    probs = classifiers["resnet50_cbam"].predict(np.zeros((0, 48, 48), np.uint8))
+    assert probs.shape == (0, 7) and probs.dtype == np.float32
+
+
+@pytest.mark.parametrize("shape", [(2, 64, 64), (48,), (2, 48, 48, 3), (1, 48, 47)])
+def test_bad_shapes(classifiers, shape):
+    with pytest.raises(ValueError, match="48, 48"):
+        classifiers["baseline_cnn"].predict(np.zeros(shape, np.uint8))
+
+
+def test_non_uint8_faces_are_refused(classifiers):
+    with pytest.raises((TypeError, ValueError)):
+        classifiers["baseline_cnn"].predict(np.zeros((1, 48, 48), np.float32))
+
+
+def test_classifier_metadata(classifiers):
+    clf = classifiers["attention_cnn"]
+    assert clf.name == "attention_cnn" and clf.device.type == "cpu" and clf.input_size == 48
+    assert clf.title == "Attention CNN"
+
+
+def _run(code: str) -> str:
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def test_import_is_light_and_core_has_no_qt():
+    # ``import fer_desktop`` alone imports neither torch nor Qt.
+    assert _run("import sys, fer_desktop; fer_desktop.EMOTIONS; "
+                "print(sorted(m for m in ('torch', 'PySide6', 'cv2', 'mediapipe') if m in sys.modules))") == "[]"
+    # The core modules (and the command line) never import PySide6.
+    assert _run("import sys\n"
+                "import fer_desktop.preprocessing, fer_desktop.detection, fer_desktop.classifier\n"
+                "import fer_desktop.pipeline, fer_desktop.predict_cli, fer_desktop.image_io, fer_desktop.overlay\n"
+                "from fer_desktop import load_classifier\n"
+                "print('torch' in sys.modules, [m for m in sys.modules if m.startswith('PySide6')])") \
+        == "True []"

@@ -1,0 +1,78 @@
+"""Face detection with the real MediaPipe model bundled in the package."""
+
+import hashlib
+import re
+
+import cv2
+import numpy as np
+import pytest
+
+from fer_desktop.detection import MODEL_PATH, FaceDetector, merge_boxes
+from fer_desktop.preprocessing import Box
+
+
+@pytest.fixture(scope="module")
+def detector():
+    with FaceDetector() as det:
+        yield det
+
+
+def _inside(box: Box, frame: np.ndarray) -> bool:
+    h, w = frame.shape[:2]
+    return 0 <= box.x and 0 <= box.y and box.w > 0 and box.h > 0 and box.x + box.w <= w and box.y + box.h <= h
+
+
+def test_one_face_in_the_face_photo(detector, face_image):
+    boxes = detector.detect(face_image)
+    assert len(boxes) == 1
+    box = boxes[0]
+    assert _inside(box, face_image) and box.score > 0.8
+    # The face of the test photo sits in its upper middle.
+    assert 60 < box.x + box.w / 2 < 200 and 50 < box.y + box.h / 2 < 160
+    assert len(detector.detect(face_image, tiled=True)) == 1
+
+
+def test_eight_faces_in_the_group_photo_when_tiled(detector, group_image):
+    boxes = detector.detect(group_image, tiled=True)
+    assert len(boxes) == 8
+    assert all(_inside(b, group_image) for b in boxes)
+    assert [b.score for b in boxes] == sorted((b.score for b in boxes), reverse=True)
+
+
+def test_face_cut_by_the_frame_edge_stays_inside(detector, face_image):
+    # Shift the photo so the face sticks out of the top-left corner.
+    shifted = np.full_like(face_image, 128)
+    shifted[:-90, :-110] = face_image[90:, 110:]
+    for box in detector.detect(shifted):
+        assert _inside(box, shifted)
+
+
+@pytest.mark.parametrize("frame", [np.zeros((240, 320, 3), np.uint8),
+                                   np.full((240, 320, 3), 255, np.uint8),
+                                   np.random.default_rng(0).integers(0, 256, (240, 320, 3), dtype=np.uint8)],
+                         ids=["black", "white", "noise"])
+def test_no_face_in_blank_or_noise(detector, frame):
+    assert detector.detect(frame) == []
+    assert detector.detect(frame, tiled=True) == []
+
+
+def test_grayscale_and_bgra_input(detector, face_image):
+    gray = cv2.cvtColor(face_image, cv2.COLOR_BGR2GRAY)
+    bgra = cv2.cvtColor(face_image, cv2.COLOR_BGR2BGRA)
+    assert len(detector.detect(gray)) == 1
+    assert len(detector.detect(bgra)) == 1
+    assert len(detector.detect(np.ascontiguousarray(face_image[:, ::-1]))) == 1  # a view, not contiguous
+
+
+def test_merge_boxes_keeps_the_best_of_overlaps():
+    boxes = [Box(0, 0, 100, 100, 0.9), Box(5, 5, 100, 100, 0.95), Box(20, 20, 40, 40, 0.99),
+             Box(300, 300, 50, 50, 0.6)]
+    kept = merge_boxes(boxes)
+    assert Box(300, 300, 50, 50, 0.6) in kept and len(kept) == 2
+
+
+def test_bundled_model_matches_its_documented_sha256():
+    readme = (MODEL_PATH.parent / "README.md").read_text(encoding="utf-8")
+    documented = re.search(r"sha256: `([0-9a-f]{64})`", readme).group(1)
+    assert hashlib.sha256(MODEL_PATH.read_bytes()).hexdigest() == documented
+    assert (MODEL_PATH.parent / "LICENSE.mediapipe").is_file()
