@@ -1,0 +1,560 @@
+"""The main window: live video with overlays, the selected face's bars, every face's
+probabilities, the model and source selectors, and a status bar.
+
+All work happens in the session's threads; the window only reacts to signals
+and draws. Problems are shown in a banner above the video, never as a traceback.
+"""
+
+import collections
+import threading
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QSize, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFileDialog, QGroupBox,
+                               QHeaderView, QLabel, QMainWindow, QPushButton, QSplitter, QStatusBar,
+                               QTableWidget, QTableWidgetItem, QToolBar, QVBoxLayout, QWidget)
+
+from fer_desktop.app.colors import EMOTION_COLORS, text_color_on
+from fer_desktop.app.emotion_bars import EmotionBars
+from fer_desktop.app.session import LiveSession
+from fer_desktop.app.video_view import VideoView, face_key
+from fer_desktop.capture import describe_source, parse_source, probe_camera
+from fer_desktop.emotions import EMOTIONS
+from fer_desktop.image_io import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from fer_desktop.models.registry import get_spec, list_models
+from fer_desktop.weights import find_weights, train_command
+
+CAMERA_INDICES = range(4)
+VIDEO_FILE = "video-file"  # item data of the "Video file…" entry
+
+BANNER_STYLE = {
+    "error": "background:#5c1f24; color:#ffe3e3; border-left:4px solid #e5484d;",
+    "info": "background:#4a3b12; color:#fff3d6; border-left:4px solid #f5a524;",
+}
+
+
+class CameraCombo(QComboBox):
+    """A combo box that says when its list is about to open, so cameras are probed only then."""
+
+    popup_requested = Signal()
+
+    def showPopup(self) -> None:
+        self.popup_requested.emit()
+        super().showPopup()
+
+
+class Banner(QLabel):
+    """A one-line message above the video; ``origin`` lets a recovery clear its own message."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.origin: str | None = None
+        self.setWordWrap(True)
+        self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.hide()
+
+    def show_message(self, text: str, level: str = "error", origin: str = "") -> None:
+        self.origin = origin
+        self.setStyleSheet(f"QLabel {{ {BANNER_STYLE[level]} padding:6px 10px; }}")
+        self.setText(text)
+        self.show()
+
+    def clear_message(self, origin: str | None = None) -> None:
+        if origin is None or origin == self.origin:
+            self.origin = None
+            self.setText("")
+            self.hide()
+
+
+class MainWindow(QMainWindow):
+    _cameras_probed = Signal(dict)  # camera index -> found, from the probing thread
+
+    def __init__(self, source=0, model: str | None = None, device: str = "auto", weights_dir=None,
+                 smoothing: bool = True) -> None:
+        super().__init__()
+        self.setWindowTitle("FER Desktop — facial emotion recognition")
+        self.weights_dir = weights_dir
+        self.device_preference = device
+        self.session = LiveSession(self)
+        self._source_spec = parse_source(source)
+        self._requested_model = model
+        self._mode = "live"  # or "image" while an opened image is shown
+        self._selected = None
+        self._started = False
+        self._shut_down = False
+        self._stopped_cleanly = True
+        self._display_times: collections.deque[float] = collections.deque(maxlen=120)
+        self._last_result = None
+        self._last_result_time = 0.0
+        self._current_model: str | None = None
+        self._device = "—"
+        self.results_shown = 0
+        self.frames_shown = 0
+        self.last_image_result = None
+
+        self._build_ui(smoothing)
+        self._connect()
+        self._start_model = self._initial_model()
+        self._stats_timer = QTimer(self)
+        self._stats_timer.setInterval(500)
+        self._stats_timer.timeout.connect(self._update_stats)
+
+    # --- building ----------------------------------------------------------------------
+
+    def _build_ui(self, smoothing: bool) -> None:
+        bar = QToolBar("Controls", self)
+        bar.setMovable(False)
+        bar.setIconSize(QSize(16, 16))
+        self.addToolBar(bar)
+
+        bar.addWidget(QLabel(" Source "))
+        self.source_combo = CameraCombo()
+        self.source_combo.setMinimumContentsLength(14)
+        for i in CAMERA_INDICES:
+            self.source_combo.addItem(f"Camera {i}", i)
+        self.source_combo.addItem("Video file…", VIDEO_FILE)
+        self._select_source_item(self._source_spec)
+        bar.addWidget(self.source_combo)
+
+        bar.addWidget(QLabel("  Model "))
+        self.model_combo = QComboBox()
+        self.model_combo.setMinimumContentsLength(16)
+        self._fill_models()
+        bar.addWidget(self.model_combo)
+
+        bar.addSeparator()
+        self.smooth_check = QCheckBox("Smooth")
+        self.smooth_check.setChecked(smoothing)
+        self.smooth_check.setToolTip("Average each face's probabilities over time so labels do not flicker")
+        bar.addWidget(self.smooth_check)
+        bar.addSeparator()
+
+        self.open_action = QAction("Open image…", self)
+        self.open_action.setShortcut(QKeySequence.StandardKey.Open)
+        self.open_action.setToolTip("Label every face of a photo")
+        bar.addAction(self.open_action)
+        self.live_button = QPushButton("Back to live")
+        self.live_action = bar.addWidget(self.live_button)
+        self.live_action.setVisible(False)
+
+        self.banner = Banner()
+        self.view = VideoView()
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.setSpacing(0)
+        left_layout.addWidget(self.banner)
+        left_layout.addWidget(self.view, 1)
+
+        self.bars = EmotionBars()
+        self.face_title = QLabel("No face yet")
+        self.face_title.setStyleSheet("font-weight:600;")
+        selected_box = QGroupBox("Selected face")
+        sel_layout = QVBoxLayout(selected_box)
+        sel_layout.addWidget(self.face_title)
+        sel_layout.addWidget(self.bars)
+        hint = QLabel("Click a face in the video to select it.")
+        hint.setStyleSheet("color:palette(mid);")
+        sel_layout.addWidget(hint)
+
+        self.table = QTableWidget(0, 1 + len(EMOTIONS))
+        self.table.setHorizontalHeaderLabels(["#"] + [e[:3] for e in EMOTIONS])
+        for i, name in enumerate(EMOTIONS):
+            self.table.horizontalHeaderItem(1 + i).setToolTip(name)
+        self.table.verticalHeader().hide()
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        header.setMinimumSectionSize(24)
+        self.table.verticalHeader().setDefaultSectionSize(22)
+        faces_box = QGroupBox("All faces (%)")
+        faces_layout = QVBoxLayout(faces_box)
+        faces_layout.addWidget(self.table)
+
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(6, 6, 6, 6)
+        right_layout.addWidget(selected_box)
+        right_layout.addWidget(faces_box, 1)
+        right.setMinimumWidth(330)
+
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(left)
+        splitter.addWidget(right)
+        splitter.setStretchFactor(0, 1)
+        splitter.setStretchFactor(1, 0)
+        splitter.setSizes([860, 340])
+        self.setCentralWidget(splitter)
+
+        status = QStatusBar()
+        self.setStatusBar(status)
+        self.device_label = QLabel("Device: —")
+        self.model_label = QLabel("Model: —")
+        self.display_fps_label = QLabel("Display: – fps")
+        self.inference_fps_label = QLabel("Inference: – fps")
+        self.latency_label = QLabel("Latency: – ms")
+        for label in (self.device_label, self.model_label, self.display_fps_label, self.inference_fps_label,
+                      self.latency_label):
+            label.setContentsMargins(6, 0, 6, 0)
+            status.addPermanentWidget(label)
+        self.resize(1200, 580)
+
+    def _fill_models(self) -> None:
+        self.model_combo.clear()
+        self.available_models: list[str] = []
+        for name in list_models():
+            title = get_spec(name).title
+            if find_weights(name, self.weights_dir) is not None:
+                self.model_combo.addItem(title, name)
+                self.available_models.append(name)
+            else:
+                self.model_combo.addItem(f"{title} (not trained)", name)
+                index = self.model_combo.count() - 1
+                self.model_combo.model().item(index).setEnabled(False)
+                self.model_combo.setItemData(
+                    index, f"No weights for {name}. Train them with:\n{train_command(name)}",
+                    Qt.ItemDataRole.ToolTipRole)
+
+    def _connect(self) -> None:
+        s = self.session
+        s.frame_ready.connect(self._on_frame)
+        s.result_ready.connect(self._on_result)
+        s.image_ready.connect(self._on_image)
+        s.source_status.connect(self._on_source_status)
+        s.worker_event.connect(self._on_worker_event)
+        self.view.face_clicked.connect(self.select_face)
+        self.table.cellClicked.connect(self._on_table_click)
+        self.model_combo.activated.connect(self._on_model_chosen)
+        self.source_combo.activated.connect(self._on_source_chosen)
+        self.source_combo.popup_requested.connect(self._probe_cameras)
+        self._cameras_probed.connect(self._on_cameras_probed)
+        self.smooth_check.toggled.connect(self.session.set_smoothing)
+        self.open_action.triggered.connect(self._choose_image)
+        self.live_button.clicked.connect(self.back_to_live)
+
+    # --- start and stop ----------------------------------------------------------------
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not self._started:
+            # Start the threads (and their slow imports) once the window is on screen.
+            QTimer.singleShot(0, self.start)
+
+    def start(self) -> None:
+        if self._started or self._shut_down:
+            return
+        self._started = True
+        self.session.start_worker(self._start_model, device=self.device_preference,
+                                  weights_dir=self.weights_dir,
+                                  smoothing=self.smooth_check.isChecked())
+        self.set_source(self._source_spec)
+        self._stats_timer.start()
+
+    def _initial_model(self) -> str | None:
+        wanted = self._requested_model
+        if wanted is not None and wanted not in list_models():
+            self.banner.show_message(f"Unknown model {wanted!r}; choose one of: {', '.join(list_models())}",
+                                     origin="model")
+            wanted = None
+        if wanted is not None and wanted not in self.available_models:
+            self.banner.show_message(f"No weights for {wanted}. Train them with: {train_command(wanted)}",
+                                     origin="model")
+            wanted = None
+        model = wanted or (self.available_models[0] if self.available_models else None)
+        if model is None:
+            self.banner.show_message(
+                "No trained model found: the video plays without emotions. Train one with: "
+                + train_command("baseline_cnn"), level="info", origin="weights")
+        else:
+            self._set_combo_model(model)
+        return model
+
+    def shutdown(self, timeout: float = 2.0) -> bool:
+        """Stop every thread and release the camera; True if all ended within ``timeout`` s."""
+        if self._shut_down:
+            return self._stopped_cleanly
+        self._shut_down = True
+        self._stats_timer.stop()
+        self._stopped_cleanly = self.session.stop(timeout)
+        return self._stopped_cleanly
+
+    def closeEvent(self, event) -> None:
+        self.shutdown()
+        super().closeEvent(event)
+
+    # --- sources -----------------------------------------------------------------------
+
+    def _select_source_item(self, spec) -> None:
+        if isinstance(spec, int):
+            index = self.source_combo.findData(spec)
+            if index < 0:
+                self.source_combo.insertItem(self.source_combo.count() - 1, f"Camera {spec}", spec)
+                index = self.source_combo.count() - 2
+        else:
+            data = str(spec)
+            index = self.source_combo.findData(data)
+            if index < 0:
+                index = self.source_combo.count() - 1  # before "Video file…"
+                self.source_combo.insertItem(index, Path(data).name, data)
+                self.source_combo.setItemData(index, data, Qt.ItemDataRole.ToolTipRole)
+        self.source_combo.setCurrentIndex(index)
+
+    def set_source(self, spec) -> None:
+        """Play camera index or video path ``spec`` (switching back to live if an image is shown)."""
+        self._source_spec = parse_source(spec)
+        self._select_source_item(self._source_spec)
+        self._enter_live()
+        self._selected = None
+        self._last_result = None
+        self.view.clear(f"Opening {describe_source(self._source_spec)}…")
+        self._set_faces([])
+        self.banner.clear_message("source")
+        self.session.set_source(self._source_spec)
+
+    @Slot(int)
+    def _on_source_chosen(self, index: int) -> None:
+        data = self.source_combo.itemData(index)
+        if data == VIDEO_FILE:
+            patterns = " ".join(f"*{s}" for s in sorted(VIDEO_SUFFIXES))
+            path, _ = QFileDialog.getOpenFileName(self, "Open a video", "",
+                                                  f"Videos ({patterns});;All files (*)")
+            if not path:
+                self._select_source_item(self._source_spec)
+                return
+            data = path
+        if data != self._source_spec or self._mode == "image" or self.session.source is None:
+            self.set_source(data)
+
+    @Slot()
+    def _probe_cameras(self) -> None:
+        if getattr(self, "_probing", False):
+            return
+        self._probing = True
+        busy = self._source_spec if isinstance(self._source_spec, int) else None
+
+        def probe() -> None:
+            found = {i: probe_camera(i) for i in CAMERA_INDICES if i != busy}
+            self._cameras_probed.emit(found)
+        threading.Thread(target=probe, name="probe cameras", daemon=True).start()
+
+    @Slot(dict)
+    def _on_cameras_probed(self, found: dict) -> None:
+        self._probing = False
+        for i, ok in found.items():
+            index = self.source_combo.findData(i)
+            if index >= 0:
+                self.source_combo.setItemText(index, f"Camera {i}" if ok else f"Camera {i} (not found)")
+
+    @Slot(object)
+    def _on_source_status(self, status) -> None:
+        if status.state == "error":
+            self.banner.show_message(status.message, origin="source")
+            if not self.view.has_image() or self._mode == "live":
+                self.view.set_placeholder(status.message)
+        elif status.state == "playing":
+            self.banner.clear_message("source")
+            self.statusBar().showMessage(status.message, 3000)
+        elif status.state == "ended":
+            self.statusBar().showMessage(status.message)
+
+    # --- frames and results -------------------------------------------------------------
+
+    @Slot(object)
+    def _on_frame(self, frame) -> None:
+        if self._mode != "live":
+            return
+        self.view.set_frame(frame.image)
+        self.frames_shown += 1
+        self._display_times.append(time.monotonic())
+
+    @Slot(object)
+    def _on_result(self, result) -> None:
+        if self._mode != "live":
+            return
+        self._last_result = result
+        self._last_result_time = time.monotonic()
+        self.results_shown += 1
+        self.view.set_faces(result.faces, result.frame_size)
+        self._set_faces(result.faces)
+
+    def _set_faces(self, faces) -> None:
+        keys = [face_key(f, i) for i, f in enumerate(faces)]
+        if self._selected not in keys:
+            # Default: the largest face.
+            self._selected = (keys[max(range(len(faces)), key=lambda i: faces[i].box.w * faces[i].box.h)]
+                              if faces else None)
+        self.view.set_selected(self._selected)
+        self._fill_table(faces, keys)
+        self._show_selected(faces, keys)
+
+    def _show_selected(self, faces, keys) -> None:
+        if self._selected is None:
+            self.bars.set_probs(None)
+            seen = self._last_result is not None or self._mode == "image"
+            self.face_title.setText("No face found" if seen else "No face yet")
+            return
+        i = keys.index(self._selected)
+        face = faces[i]
+        self.bars.set_probs(face.probs)
+        number = f"Face #{i + 1} of {len(faces)}: " if len(faces) > 1 else ""
+        self.face_title.setText(f"{number}{face.label} ({100 * face.confidence:.0f}%)")
+
+    def _fill_table(self, faces, keys) -> None:
+        table = self.table
+        table.setRowCount(len(faces))
+        for row, face in enumerate(faces):
+            top = int(face.probs.argmax())
+            cells = [f"{row + 1}"] + [f"{100 * float(p):.0f}" for p in face.probs]
+            for col, text in enumerate(cells):
+                item = table.item(row, col)
+                if item is None:
+                    item = QTableWidgetItem()
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+                    table.setItem(row, col, item)
+                item.setText(text)
+                font = item.font()
+                font.setBold(col == top + 1)
+                item.setFont(font)
+                if col == 0:
+                    item.setToolTip(face.label)
+                    item.setBackground(EMOTION_COLORS[face.label])
+                    item.setForeground(text_color_on(EMOTION_COLORS[face.label]))
+        if self._selected in keys:
+            table.selectRow(keys.index(self._selected))
+        else:
+            table.clearSelection()
+
+    @Slot(object)
+    def select_face(self, key) -> None:
+        self._selected = key
+        faces = self._current_faces()
+        self._set_faces(faces)
+
+    def _current_faces(self) -> list:
+        if self._mode == "image":
+            return self.last_image_result.faces if self.last_image_result else []
+        return self._last_result.faces if self._last_result else []
+
+    @Slot(int, int)
+    def _on_table_click(self, row: int, _column: int) -> None:
+        faces = self._current_faces()
+        if 0 <= row < len(faces):
+            self.select_face(face_key(faces[row], row))
+
+    # --- models ---------------------------------------------------------------------------
+
+    def _set_combo_model(self, name: str) -> None:
+        index = self.model_combo.findData(name)
+        if index >= 0:
+            self.model_combo.setCurrentIndex(index)
+
+    def set_model(self, name: str) -> None:
+        """Switch model: it loads in the background while the current one keeps serving."""
+        self._set_combo_model(name)
+        if name == self._current_model and self.session.worker and not self.session.worker.loading:
+            return
+        self.session.request_model(name)
+
+    @Slot(int)
+    def _on_model_chosen(self, index: int) -> None:
+        name = self.model_combo.itemData(index)
+        if name is not None:
+            self.set_model(name)
+
+    @Slot(object)
+    def _on_worker_event(self, event) -> None:
+        if event.kind == "loading":
+            self.statusBar().showMessage(f"Loading {get_spec(event.model).title}…")
+            if self._current_model is None:
+                self.view.set_placeholder(f"Loading {get_spec(event.model).title}…")
+        elif event.kind == "model":
+            self._current_model = event.model
+            self._device = event.device
+            self._set_combo_model(event.model)
+            self.banner.clear_message("model")
+            self.banner.clear_message("weights")
+            self.statusBar().showMessage(f"{get_spec(event.model).title} ready", 3000)
+            self._update_stats()
+        elif event.kind == "error":
+            self.statusBar().clearMessage()
+            origin = "model" if event.model else "worker"
+            self.banner.show_message(event.message, origin=origin)
+            if event.model and self._current_model:
+                self._set_combo_model(self._current_model)  # the old model still serves
+        elif event.kind == "info":
+            self.banner.show_message(event.message, level="info", origin="worker")
+
+    # --- still images -----------------------------------------------------------------------
+
+    @Slot()
+    def _choose_image(self) -> None:
+        patterns = " ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES))
+        path, _ = QFileDialog.getOpenFileName(self, "Open an image", "",
+                                              f"Images ({patterns});;All files (*)")
+        if path:
+            self.open_image(path)
+
+    def open_image(self, path) -> None:
+        """Label every face of the image at ``path``; the result replaces the video until "Back to live"."""
+        self.statusBar().showMessage(f"Looking for faces in {Path(path).name}…")
+        self.session.open_image(path)
+
+    @Slot(object)
+    def _on_image(self, result) -> None:
+        self.statusBar().clearMessage()
+        if result.error:
+            self.banner.show_message(result.error, origin="image")
+            return
+        self.last_image_result = result
+        self._mode = "image"
+        self.session.close_source()  # release the camera while a photo is shown
+        self.live_action.setVisible(True)
+        self._selected = None
+        self.view.set_frame(result.image)
+        self.view.set_faces(result.faces, (result.image.shape[1], result.image.shape[0]))
+        self._set_faces(result.faces)
+        name = Path(result.path).name
+        if result.whole_image:
+            self.banner.show_message(f"No face found in {name}: the whole image was classified as one face.",
+                                     level="info", origin="image")
+        else:
+            self.banner.clear_message("image")
+            n = len(result.faces)
+            self.statusBar().showMessage(f"{name}: {n} face{'s' if n != 1 else ''} found")
+
+    def _enter_live(self) -> None:
+        if self._mode == "image":
+            self._mode = "live"
+            self.banner.clear_message("image")
+            self.live_action.setVisible(False)
+
+    @Slot()
+    def back_to_live(self) -> None:
+        self.set_source(self._source_spec)
+
+    # --- status bar -------------------------------------------------------------------------
+
+    @Slot()
+    def _update_stats(self) -> None:
+        now = time.monotonic()
+        title = get_spec(self._current_model).title if self._current_model else "none"
+        self.model_label.setText(f"Model: {title}")
+        self.device_label.setText(f"Device: {self._device}")
+        recent = [t for t in self._display_times if now - t <= 2.0]
+        if self._mode == "live" and len(recent) >= 2 and now - recent[-1] < 1.0:
+            self.display_fps_label.setText(f"Display: {(len(recent) - 1) / (recent[-1] - recent[0]):.1f} fps")
+        else:
+            self.display_fps_label.setText("Display: – fps")
+        r = self._last_result
+        if self._mode == "live" and r is not None and now - self._last_result_time < 2.0:
+            self.inference_fps_label.setText(f"Inference: {r.fps:.1f} fps")
+            self.latency_label.setText(f"Latency: {r.latency_ms:.0f} ms")
+            self.latency_label.setToolTip(", ".join(f"{k} {v:.1f} ms" for k, v in r.timings_ms.items()))
+        else:
+            self.inference_fps_label.setText("Inference: – fps")
+            self.latency_label.setText("Latency: – ms")

@@ -1,0 +1,153 @@
+"""The live session: a ``FrameSource`` and an ``InferenceWorker`` bridged to Qt signals.
+
+The core threads call plain callbacks; here they become signals queued to the
+GUI thread. Frames and results go through a one-slot mailbox: if the GUI is
+busy, a newer frame replaces the waiting one instead of queueing up behind it,
+so the display never falls behind the source.
+"""
+
+import threading
+
+from PySide6.QtCore import QObject, Signal, Slot
+
+from fer_desktop.capture import FrameSource, SourceStatus
+from fer_desktop.inference import InferenceWorker
+
+
+class _Mailbox:
+    """One slot shared across threads; ``notify`` is called when it goes from empty to full."""
+
+    def __init__(self, notify) -> None:
+        self._lock = threading.Lock()
+        self._value = None
+        self._full = False
+        self._notify = notify
+
+    def post(self, value) -> None:
+        with self._lock:
+            self._value = value
+            if self._full:
+                return
+            self._full = True
+        self._notify()
+
+    def take(self):
+        with self._lock:
+            value, self._value, self._full = self._value, None, False
+            return value
+
+
+class LiveSession(QObject):
+    """Owns the capture and inference threads; lives in the GUI thread."""
+
+    frame_ready = Signal(object)  # capture.Frame
+    result_ready = Signal(object)  # inference.InferenceResult
+    image_ready = Signal(object)  # inference.ImageResult
+    source_status = Signal(object)  # capture.SourceStatus
+    worker_event = Signal(object)  # inference.WorkerEvent
+
+    _frame_posted = Signal()
+    _result_posted = Signal()
+    _status_posted = Signal(object, object)  # (source, status)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.source: FrameSource | None = None
+        self.worker: InferenceWorker | None = None
+        self._source_spec = None
+        self._pending_images: list = []  # opened before the worker started
+        self._frames = _Mailbox(self._frame_posted.emit)
+        self._results = _Mailbox(self._result_posted.emit)
+        # Emitted from the core threads, delivered in this object's (the GUI) thread.
+        self._frame_posted.connect(self._deliver_frame)
+        self._result_posted.connect(self._deliver_result)
+        self._status_posted.connect(self._deliver_status)
+
+    # --- the inference worker --------------------------------------------------------
+
+    def start_worker(self, model: str | None, device: str = "auto", weights_dir=None,
+                     smoothing: bool = True) -> None:
+        self.worker = InferenceWorker(model=model, device=device, weights_dir=weights_dir,
+                                      on_result=self._results.post, on_image=self.image_ready.emit,
+                                      on_event=self.worker_event.emit, smoothing=smoothing)
+        self.worker.set_source(self.source)
+        for path in self._pending_images:
+            self.worker.submit_image(path)
+        self._pending_images.clear()
+        self.worker.start()
+
+    def request_model(self, name: str) -> None:
+        if self.worker is not None:
+            self.worker.request_model(name)
+
+    def set_smoothing(self, enabled: bool) -> None:
+        if self.worker is not None:
+            self.worker.set_smoothing(enabled)
+
+    def open_image(self, path) -> None:
+        if self.worker is not None:
+            self.worker.submit_image(path)
+        else:
+            self._pending_images.append(path)
+
+    # --- the frame source ----------------------------------------------------------------
+
+    @property
+    def source_spec(self):
+        return self._source_spec
+
+    def set_source(self, spec) -> None:
+        """Switch to camera index / video path ``spec`` (the old source is closed first)."""
+        self.close_source()
+        self._source_spec = spec
+        source = FrameSource(spec, on_frame=self._frames.post,
+                             on_status=lambda status: self._status_posted.emit(source, status))
+        self.source = source
+        if self.worker is not None:
+            self.worker.set_source(self.source)
+        self.source.start()
+
+    def close_source(self, timeout: float = 2.0) -> bool:
+        """Stop the source (releasing a camera); the spec is kept for ``resume``."""
+        source, self.source = self.source, None
+        if self.worker is not None:
+            self.worker.set_source(None)
+        self._frames.take()
+        if source is None:
+            return True
+        return source.stop(timeout)
+
+    def resume(self) -> None:
+        if self._source_spec is not None and self.source is None:
+            self.set_source(self._source_spec)
+
+    def stop(self, timeout: float = 2.0) -> bool:
+        """Stop every thread; True if all ended within ``timeout`` seconds in total."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        ok = self.close_source(timeout)
+        worker, self.worker = self.worker, None
+        if worker is not None:
+            ok = worker.stop(max(0.05, deadline - time.monotonic())) and ok
+        return ok
+
+    # --- delivery in the GUI thread ---------------------------------------------------
+
+    @Slot()
+    def _deliver_frame(self) -> None:
+        frame = self._frames.take()
+        # A frame from a source closed meanwhile is dropped.
+        if frame is not None and self.source is not None:
+            self.frame_ready.emit(frame)
+
+    @Slot()
+    def _deliver_result(self) -> None:
+        result = self._results.take()
+        if result is not None and self.source is not None:
+            self.result_ready.emit(result)
+
+    @Slot(object, object)
+    def _deliver_status(self, source, status: SourceStatus) -> None:
+        if source is self.source:  # not the late "closed" of a source already replaced
+            self.source_status.emit(status)

@@ -1,0 +1,288 @@
+"""Frames from a camera or a video file, read in a thread of their own.
+
+``FrameSource`` keeps one slot: the newest frame wins and older ones are
+dropped, so a slow consumer never works through a queue of stale frames.
+Consumers either wait for a frame newer than the last one they saw
+(``wait_frame``) or receive every new frame through ``on_frame``.
+
+Every published frame is a fresh array that nobody writes afterwards (it is
+marked read-only), so it may cross threads without a copy.
+
+Video files are paced at their own frame rate and loop: the app shows a file
+like a camera that never ends (``loop=False`` ends cleanly with state
+``ended``). A source that fails to open or stops delivering (camera busy or
+unplugged, file removed) is reported through ``on_status`` and reopened every
+``retry_interval`` seconds until it works again or the source is stopped.
+
+No Qt here: the GUI bridges the callbacks to signals.
+"""
+
+import os
+import sys
+import atexit
+import threading
+import weakref
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+DEFAULT_FPS = 30.0  # for files that do not say, and for the display of cameras that do not
+MAX_CAMERA_FAILURES = 10  # consecutive failed reads before a camera counts as disconnected
+
+
+@dataclass(frozen=True)
+class Frame:
+    id: int  # 1, 2, 3... per source; a loop of a file keeps counting
+    image: np.ndarray  # BGR uint8, read-only
+    timestamp: float  # time.monotonic() when it was read
+
+
+@dataclass(frozen=True)
+class SourceStatus:
+    """What a source is doing, for the user.
+
+    state: ``opening``, ``playing``, ``error`` (cannot open or lost; retrying),
+    ``ended`` (a file without looping) or ``stopped``.
+    """
+
+    state: str
+    message: str
+
+
+def parse_source(text: "str | int | os.PathLike") -> "int | Path":
+    """``"0"`` -> camera 0; anything else is a video file path."""
+    if isinstance(text, int):
+        return text
+    if isinstance(text, str) and text.strip().isdigit():
+        return int(text.strip())
+    return Path(text)
+
+
+def describe_source(source: "int | Path") -> str:
+    return f"camera {source}" if isinstance(source, int) else Path(source).name
+
+
+def probe_camera(index: int) -> bool:
+    """Whether camera ``index`` opens and delivers a frame (takes up to a second or two)."""
+    if sys.platform.startswith("linux") and not os.path.exists(f"/dev/video{index}"):
+        return False  # V4L2 cameras are device files: skip OpenCV's noisy failure
+    cap = cv2.VideoCapture(index)
+    try:
+        return bool(cap.isOpened() and cap.read()[0])
+    finally:
+        cap.release()
+
+
+class FrameSource:
+    """A capture thread over ``cv2.VideoCapture`` for a camera index or a file path.
+
+    ``on_frame(frame)`` and ``on_status(status)`` are called from the capture
+    thread; keep them short (store, signal, return).
+    """
+
+    def __init__(self, source: "int | str | os.PathLike", *, loop: bool = True,
+                 on_frame: Callable[[Frame], None] | None = None,
+                 on_status: Callable[[SourceStatus], None] | None = None,
+                 retry_interval: float = 1.0) -> None:
+        self.source = parse_source(source)
+        self.is_camera = isinstance(self.source, int)
+        self.loop = loop
+        self.retry_interval = retry_interval
+        self._on_frame = on_frame
+        self._on_status = on_status
+        self._cond = threading.Condition()
+        self._frame: Frame | None = None
+        self._next_id = 1
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.fps = DEFAULT_FPS
+        self.size: tuple[int, int] | None = None  # (width, height) once opened
+        self.status = SourceStatus("stopped", "")
+        self.frames_read = 0
+
+    @property
+    def name(self) -> str:
+        return describe_source(self.source)
+
+    # --- control, from any thread -------------------------------------------------
+
+    def start(self) -> "FrameSource":
+        if self._thread is not None:
+            raise RuntimeError("a FrameSource starts once")
+        self._thread = threading.Thread(target=self._run, name=f"capture {self.name}", daemon=True)
+        self._thread.start()
+        _running.add(self)
+        return self
+
+    def stop(self, timeout: float = 2.0) -> bool:
+        """Ask the thread to stop, wait up to ``timeout`` s; True if it has ended."""
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def latest(self) -> Frame | None:
+        with self._cond:
+            return self._frame
+
+    def wait_frame(self, after_id: int = 0, timeout: float | None = None) -> Frame | None:
+        """The newest frame with an id above ``after_id``; None on timeout or stop."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while not self._stop.is_set() and (self._frame is None or self._frame.id <= after_id):
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return None
+                self._cond.wait(remaining)
+            if self._frame is None or self._frame.id <= after_id:
+                return None
+            return self._frame
+
+    # --- the capture thread ------------------------------------------------------
+
+    def _set_status(self, state: str, message: str) -> None:
+        status = SourceStatus(state, message)
+        if status == self.status:
+            return
+        self.status = status
+        if self._on_status is not None:
+            try:
+                self._on_status(status)
+            except Exception:  # a broken listener must not kill capture
+                pass
+
+    def _publish(self, image: np.ndarray) -> None:
+        image.flags.writeable = False
+        with self._cond:
+            frame = Frame(self._next_id, image, time.monotonic())
+            self._next_id += 1
+            self._frame = frame
+            self._cond.notify_all()
+        self.frames_read += 1
+        if self._on_frame is not None:
+            try:
+                self._on_frame(frame)
+            except Exception:
+                pass
+
+    def _open(self) -> "cv2.VideoCapture | None":
+        if self.is_camera:
+            cap = cv2.VideoCapture(self.source)
+        else:
+            path = Path(self.source)
+            if not path.is_file():
+                self._set_status("error", f"video file not found: {path.name}")
+                return None
+            cap = cv2.VideoCapture(str(path))
+        if not cap.isOpened():
+            cap.release()
+            if self.is_camera:
+                self._set_status("error", f"camera {self.source} not found or busy (in use by another app?); "
+                                          "retrying")
+            else:
+                self._set_status("error",
+                                 f"cannot open {Path(self.source).name}: not a video, or a damaged one")
+            return None
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        self.fps = float(fps) if fps and np.isfinite(fps) and 1.0 <= fps <= 240.0 else DEFAULT_FPS
+        return cap
+
+    def _run(self) -> None:
+        cap = None
+        reconnecting = False
+        looping = False
+        try:
+            while not self._stop.is_set():
+                if cap is None:
+                    if not looping:
+                        self._set_status("opening", f"opening {self.name}…")
+                    cap = self._open()
+                    if cap is None:
+                        reconnecting = True
+                        self._stop.wait(self.retry_interval)
+                        continue
+                ended = self._play(cap, reconnecting)
+                cap.release()
+                cap = None
+                looping = False
+                if self._stop.is_set():
+                    break
+                if ended == "ended":
+                    if not self.loop:
+                        self._set_status("ended", f"{self.name}: end of video")
+                        break
+                    reconnecting, looping = False, True  # a loop reopens the file quietly
+                    continue
+                # Lost: a camera stopped delivering, or a file broke mid-way.
+                reconnecting = True
+                what = "disconnected" if self.is_camera else "stopped delivering frames"
+                self._set_status("error", f"{self.name} {what}; trying to reconnect")
+                self._stop.wait(self.retry_interval)
+        finally:
+            if cap is not None:
+                cap.release()
+            self._set_status("stopped", f"{self.name} closed")
+            with self._cond:
+                self._cond.notify_all()
+
+    def _play(self, cap: "cv2.VideoCapture", reconnecting: bool) -> str:
+        """Read frames until stopped (``stopped``), end of file (``ended``) or failure (``lost``)."""
+        period = 1.0 / self.fps
+        next_time = time.monotonic()
+        failures = 0
+        delivered = 0
+        while not self._stop.is_set():
+            ok, image = cap.read()
+            if not ok or image is None or image.size == 0:
+                if not self.is_camera:
+                    # A file that ends after playing is a normal end; one that
+                    # gives nothing at all was removed or broken.
+                    return "ended" if delivered else "lost"
+                failures += 1
+                if failures >= MAX_CAMERA_FAILURES:
+                    return "lost"
+                self._stop.wait(0.05)
+                continue
+            failures = 0
+            if delivered == 0:
+                self.size = (image.shape[1], image.shape[0])
+                if reconnecting:
+                    self._set_status("playing", f"{self.name} reconnected")
+                else:
+                    self._set_status("playing", f"playing {self.name}")
+            delivered += 1
+            if image.ndim == 2 or image.shape[2] != 3 or image.dtype != np.uint8:
+                from fer_desktop.image_io import to_bgr8
+
+                image = to_bgr8(image)
+            self._publish(image)
+            if not self.is_camera:  # cameras pace themselves; files at their own rate
+                next_time += period
+                delay = next_time - time.monotonic()
+                if delay > 0:
+                    self._stop.wait(delay)
+                elif delay < -period:  # fell behind (a slow disk, a debugger): do not rush
+                    next_time = time.monotonic()
+        return "stopped"
+
+
+# Threads still running at interpreter exit would be cut off inside OpenCV,
+# mediapipe or torch (C++ aborts): stop whatever the program forgot to stop.
+_running: "weakref.WeakSet[FrameSource]" = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all() -> None:
+    for item in list(_running):
+        item.stop(timeout=2.0)

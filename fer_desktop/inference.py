@@ -1,0 +1,344 @@
+"""The inference thread: newest frame in, every face's smoothed emotions out.
+
+``InferenceWorker`` runs in a thread of its own. Each round it takes the newest
+frame of its ``FrameSource`` (frames that arrived meanwhile are skipped), runs
+the ``FramePipeline`` (detect, crop, one batched forward pass), tracks and
+smooths the faces, and publishes an ``InferenceResult`` through ``on_result``.
+It also labels single images for "Open image…" (``submit_image``).
+
+Switching model loads the new classifier in a background thread while the old
+one keeps serving; the worker swaps them between two frames. Failures (missing
+or corrupt weights, a broken frame) become ``WorkerEvent`` messages: the thread
+never dies of them.
+
+Heavy imports (mediapipe, torch) happen inside the threads, so creating a
+worker is instant and the GUI can show its window first. No Qt here.
+"""
+
+import atexit
+import threading
+import weakref
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fer_desktop.smoothing import FaceTracker, TrackedFace
+
+
+@dataclass(frozen=True)
+class InferenceResult:
+    frame_id: int
+    frame_size: tuple[int, int]  # (width, height) of the frame the boxes refer to
+    faces: list[TrackedFace]
+    model: str
+    device: str
+    timings_ms: dict[str, float]  # detect, crop, infer, total
+    latency_ms: float  # from the frame being read to this result
+    fps: float  # inference results per second (moving average)
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """An "Open image…" result: the image and its faces, or an error message."""
+
+    path: str
+    image: np.ndarray | None = None  # BGR uint8, owned by the receiver
+    faces: list = field(default_factory=list)  # FaceResult, best first
+    whole_image: bool = False  # no face found: the whole image was classified
+    model: str = ""
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class WorkerEvent:
+    """``kind``: ``loading`` (a model is loading), ``model`` (a model now serves),
+    ``ready`` (face detector up), ``error`` or ``info``; ``message`` is one line."""
+
+    kind: str
+    message: str
+    model: str | None = None
+    device: str | None = None
+
+
+class _Tiled:
+    """A detector adapter that scans tiles: still photos of groups have small faces."""
+
+    def __init__(self, detector) -> None:
+        self._detector = detector
+
+    def detect(self, frame):
+        return self._detector.detect(frame, tiled=True)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+class InferenceWorker:
+    """A long-lived thread that labels the newest frame of a source.
+
+    Callbacks run in the worker's threads; keep them short. Every public method
+    may be called from any thread.
+    """
+
+    def __init__(self, *, model: str | None = None, device: str = "auto", weights_dir=None,
+                 on_result: Callable[[InferenceResult], None] | None = None,
+                 on_image: Callable[[ImageResult], None] | None = None,
+                 on_event: Callable[[WorkerEvent], None] | None = None,
+                 smoothing: bool = True, min_confidence: float = 0.5) -> None:
+        self.device_preference = device
+        self.weights_dir = weights_dir
+        self.min_confidence = min_confidence
+        self._on_result = on_result
+        self._on_image = on_image
+        self._on_event = on_event
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._source = None
+        self._source_changed = False
+        self._images: list[str] = []
+        self._classifier = None
+        self._pending = None  # a loaded classifier waiting to be swapped in
+        self._generation = 0  # of model requests: only the newest one is swapped in
+        self._loading: str | None = None
+        self._tracker = FaceTracker(enabled=smoothing)
+        self._thread: threading.Thread | None = None
+        self.results = 0
+        if model:
+            self.request_model(model)
+
+    # --- control -----------------------------------------------------------------
+
+    def start(self) -> "InferenceWorker":
+        if self._thread is not None:
+            raise RuntimeError("an InferenceWorker starts once")
+        self._thread = threading.Thread(target=self._run, name="inference", daemon=True)
+        self._thread.start()
+        _running.add(self)
+        return self
+
+    def stop(self, timeout: float = 2.0) -> bool:
+        """Stop cooperatively; True if the thread ended within ``timeout`` s.
+
+        A model still loading finishes in its own daemon thread and is discarded.
+        """
+        self._stop.set()
+        self._wake.set()
+        with self._lock:
+            self._generation += 1
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def model_name(self) -> str | None:
+        clf = self._classifier
+        return clf.name if clf is not None else None
+
+    @property
+    def loading(self) -> str | None:
+        return self._loading
+
+    def set_source(self, source) -> None:
+        """Label frames of ``source`` (a ``FrameSource``) from now on; None pauses."""
+        with self._lock:
+            self._source = source
+            self._source_changed = True
+        self._wake.set()
+
+    def set_smoothing(self, enabled: bool) -> None:
+        self._tracker.enabled = bool(enabled)
+
+    @property
+    def smoothing(self) -> bool:
+        return self._tracker.enabled
+
+    def submit_image(self, path: "str | Path") -> None:
+        """Label a still image (tiled detection; no face -> the whole image); see ``on_image``."""
+        with self._lock:
+            self._images.append(str(path))
+        self._wake.set()
+
+    def request_model(self, name: str) -> None:
+        """Load ``name`` in the background; the current model serves until it is ready."""
+        with self._lock:
+            self._generation += 1
+            generation = self._generation
+            self._loading = name
+        self._emit(WorkerEvent("loading", f"loading {name}…", model=name))
+        threading.Thread(target=self._load, args=(name, generation), name=f"load {name}",
+                         daemon=True).start()
+
+    # --- threads -----------------------------------------------------------------
+
+    def _emit(self, event: WorkerEvent) -> None:
+        if self._on_event is not None:
+            try:
+                self._on_event(event)
+            except Exception:
+                pass
+
+    def _device(self):
+        from fer_desktop.classifier import select_device
+
+        pref = self.device_preference
+        try:
+            if pref == "mps":
+                import torch
+
+                mps = getattr(torch.backends, "mps", None)
+                if mps is None or not mps.is_available():
+                    raise ValueError("MPS was asked for but is not available")
+            return select_device(pref)
+        except (ValueError, RuntimeError) as exc:
+            self._emit(WorkerEvent("info", f"{_one_line(exc)}; using the CPU"))
+            self.device_preference = "cpu"
+            return select_device("cpu")
+
+    def _load(self, name: str, generation: int) -> None:
+        try:
+            from fer_desktop.classifier import load_classifier
+
+            device = self._device()
+            classifier = load_classifier(name, device=str(device), weights_dir=self.weights_dir)
+            classifier.predict(np.zeros((1, 48, 48), np.uint8))  # warm-up: the first call is slow
+        except Exception as exc:  # WeightsError names the file; anything else in one line
+            with self._lock:
+                current = generation == self._generation
+                if current:
+                    self._loading = None
+            if current:
+                self._emit(WorkerEvent("error", _one_line(exc), model=name))
+            return
+        with self._lock:
+            if generation != self._generation:
+                return  # superseded by a newer request, or stopped
+            self._pending = classifier
+        self._wake.set()
+
+    def _swap_model(self) -> None:
+        with self._lock:
+            classifier, self._pending = self._pending, None
+            if classifier is None:
+                return
+            self._loading = None
+        self._classifier = classifier
+        self._tracker.restart_averages()
+        self._emit(WorkerEvent("model", f"{classifier.title} on {classifier.device.type}",
+                               model=classifier.name, device=classifier.device.type))
+
+    def _run(self) -> None:
+        detector = None
+        try:
+            from fer_desktop.detection import FaceDetector
+
+            detector = FaceDetector(min_confidence=self.min_confidence)
+        except Exception as exc:
+            self._emit(WorkerEvent("error", f"face detector failed to start: {_one_line(exc)}"))
+        else:
+            self._emit(WorkerEvent("ready", "face detector ready"))
+        last_id = 0
+        last_time = None
+        fps = 0.0
+        try:
+            while not self._stop.is_set():
+                self._swap_model()
+                with self._lock:
+                    images, self._images = self._images, []
+                    source = self._source
+                    if self._source_changed:
+                        self._source_changed, last_id, last_time = False, 0, None
+                        self._tracker.reset()
+                for path in images:
+                    self._label_image(detector, path)
+                if source is None or self._classifier is None or detector is None:
+                    self._wake.wait(0.1)
+                    self._wake.clear()
+                    continue
+                frame = source.wait_frame(last_id, timeout=0.1)
+                if frame is None:
+                    continue
+                last_id = frame.id
+                result = self._label_frame(detector, frame)
+                if result is None:
+                    continue
+                now = time.monotonic()
+                if last_time is not None and now > last_time:
+                    rate = 1.0 / (now - last_time)
+                    fps = rate if fps == 0.0 else 0.8 * fps + 0.2 * rate
+                last_time = now
+                clf = self._classifier
+                self.results += 1
+                out = InferenceResult(
+                    frame_id=frame.id, frame_size=(frame.image.shape[1], frame.image.shape[0]),
+                    faces=self._tracker.update(result.faces, now), model=clf.name,
+                    device=clf.device.type, timings_ms=result.timings_ms,
+                    latency_ms=(now - frame.timestamp) * 1e3, fps=fps)
+                if self._on_result is not None:
+                    try:
+                        self._on_result(out)
+                    except Exception:
+                        pass
+        finally:
+            if detector is not None:
+                detector.close()
+
+    def _label_frame(self, detector, frame):
+        from fer_desktop.pipeline import FramePipeline
+
+        t0 = time.perf_counter()
+        try:
+            result = FramePipeline(detector, self._classifier)(frame.image)
+        except Exception as exc:
+            self._emit(WorkerEvent("error", f"frame {frame.id}: {_one_line(exc)}"))
+            return None
+        result.timings_ms["total"] = (time.perf_counter() - t0) * 1e3
+        return result
+
+    def _label_image(self, detector, path: str) -> None:
+        from fer_desktop.image_io import ImageError, read_image
+        from fer_desktop.pipeline import FramePipeline
+
+        name = Path(path).name
+        if detector is None:
+            result = ImageResult(path, error="the face detector is not available")
+        elif self._classifier is None:
+            why = f"{self._loading} is still loading" if self._loading else "no model is loaded"
+            result = ImageResult(path, error=f"cannot label {name}: {why}")
+        else:
+            try:
+                image = read_image(path)
+                pipeline = FramePipeline(_Tiled(detector), self._classifier)
+                frame_result = pipeline(image, whole_image_fallback=True)
+                result = ImageResult(path, image=image, faces=frame_result.faces,
+                                     whole_image=frame_result.whole_image, model=self._classifier.name)
+            except ImageError as exc:
+                result = ImageResult(path, error=str(exc))
+            except Exception as exc:
+                result = ImageResult(path, error=f"{name}: {_one_line(exc)}")
+        if self._on_image is not None:
+            try:
+                self._on_image(result)
+            except Exception:
+                pass
+
+
+# Threads still running at interpreter exit would be cut off inside OpenCV,
+# mediapipe or torch (C++ aborts): stop whatever the program forgot to stop.
+_running: "weakref.WeakSet[InferenceWorker]" = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all() -> None:
+    for item in list(_running):
+        item.stop(timeout=2.0)

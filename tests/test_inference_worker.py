@@ -1,0 +1,151 @@
+"""The inference thread with real video files, real mediapipe and tiny (untrained) weights."""
+
+import shutil
+import threading
+import time
+
+import cv2
+import pytest
+
+from fer_desktop.capture import FrameSource
+from fer_desktop.inference import InferenceWorker
+
+TIMEOUT = 60  # generous: the first model load imports torch on a slow machine
+
+
+class Recorder:
+    def __init__(self):
+        self.results, self.images, self.events = [], [], []
+        self.lock = threading.Lock()
+
+    def result(self, r):
+        with self.lock:
+            self.results.append(r)
+
+    def image(self, r):
+        with self.lock:
+            self.images.append(r)
+
+    def event(self, e):
+        with self.lock:
+            self.events.append(e)
+
+    def kinds(self, kind):
+        with self.lock:
+            return [e for e in self.events if e.kind == kind]
+
+
+def wait_for(predicate, timeout=TIMEOUT):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+@pytest.fixture
+def running(tiny_weights_dir, group_video):
+    rec = Recorder()
+    source = FrameSource(group_video).start()
+    worker = InferenceWorker(model="baseline_cnn", device="cpu", weights_dir=tiny_weights_dir,
+                             on_result=rec.result, on_image=rec.image, on_event=rec.event)
+    worker.set_source(source)
+    worker.start()
+    yield rec, source, worker
+    assert worker.stop(timeout=2.0)
+    assert source.stop(timeout=2.0)
+
+
+def test_results_for_every_face_of_the_newest_frames(running):
+    rec, source, worker = running
+    assert wait_for(lambda: len(rec.results) >= 5), [e.message for e in rec.events]
+    results = list(rec.results)
+    assert all(r.model == "baseline_cnn" and r.device == "cpu" for r in results)
+    ids = [r.frame_id for r in results]
+    assert ids == sorted(set(ids))  # never an old frame, never one twice
+    assert max(len(r.faces) for r in results) == 2
+    face = results[-1].faces[0]
+    assert face.probs.shape == (7,) and abs(float(face.probs.sum()) - 1) < 1e-4
+    assert set(results[-1].timings_ms) >= {"detect", "crop", "infer", "total"}
+    assert results[-1].latency_ms > 0 and results[-1].frame_size == (640, 360)
+    assert rec.kinds("model")[0].model == "baseline_cnn"
+
+
+def test_switching_model_keeps_results_coming(running):
+    rec, source, worker = running
+    assert wait_for(lambda: len(rec.results) >= 2)
+    worker.request_model("resnet50_cbam")
+    assert worker.loading == "resnet50_cbam"
+    assert wait_for(lambda: worker.model_name == "resnet50_cbam")
+    n = len(rec.results)
+    assert wait_for(lambda: len(rec.results) >= n + 2)
+    with rec.lock:
+        models = [r.model for r in rec.results]
+    # The old model served until the new one was ready, then the new one took over.
+    assert models[0] == "baseline_cnn" and models[-1] == "resnet50_cbam"
+    assert models == sorted(models, key=lambda m: m == "resnet50_cbam")
+
+
+def test_bad_weights_become_a_message_and_the_old_model_keeps_serving(running, tmp_path, tiny_weights_dir):
+    rec, source, worker = running
+    assert wait_for(lambda: len(rec.results) >= 1)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    shutil.copy(tiny_weights_dir / "attention_cnn.json", bad / "attention_cnn.json")
+    (bad / "attention_cnn.safetensors").write_bytes(b"\x00garbage" * 100)
+    worker.weights_dir = bad
+    worker.request_model("attention_cnn")
+    assert wait_for(lambda: rec.kinds("error"))
+    message = rec.kinds("error")[0].message
+    assert "attention_cnn.safetensors" in message and "\n" not in message
+    n = len(rec.results)
+    assert wait_for(lambda: len(rec.results) > n)
+    assert worker.model_name == "baseline_cnn" and worker.running
+
+
+def test_missing_weights_message_names_the_train_command(tmp_path, face_video):
+    rec = Recorder()
+    worker = InferenceWorker(model="resnet50", device="cpu", weights_dir=tmp_path, on_event=rec.event)
+    worker.start()
+    try:
+        # Only the checkout's weights/ folder is searched besides tmp_path: skip if trained weights exist.
+        from fer_desktop.weights import find_weights
+
+        if find_weights("resnet50", tmp_path):
+            pytest.skip("trained resnet50 weights are installed")
+        assert wait_for(lambda: rec.kinds("error"))
+        assert "training.train --model resnet50" in rec.kinds("error")[0].message
+        assert worker.running
+    finally:
+        assert worker.stop(timeout=2.0)
+
+
+def test_open_image_finds_every_face_and_reports_bad_files(running, tmp_path, group_image):
+    rec, source, worker = running
+    assert wait_for(lambda: worker.model_name == "baseline_cnn")
+    group = tmp_path / "group.png"
+    cv2.imwrite(str(group), group_image)
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), group_image[:100, :100] * 0 + 128)
+    junk = tmp_path / "notes.jpg"
+    junk.write_text("not an image")
+    for path in (group, blank, junk):
+        worker.submit_image(path)
+    assert wait_for(lambda: len(rec.images) == 3)
+    by_name = {r.path.rsplit("/", 1)[-1].rsplit("\\", 1)[-1]: r for r in rec.images}
+    assert len(by_name["group.png"].faces) == 8 and not by_name["group.png"].whole_image
+    assert by_name["blank.png"].whole_image and len(by_name["blank.png"].faces) == 1
+    assert by_name["notes.jpg"].error and "notes.jpg" in by_name["notes.jpg"].error
+    assert worker.running
+
+
+def test_smoothing_toggle(running):
+    rec, source, worker = running
+    worker.set_smoothing(False)
+    assert wait_for(lambda: len(rec.results) >= 3)
+    n = len(rec.results)
+    assert wait_for(lambda: len(rec.results) >= n + 2)
+    face = rec.results[-1].faces[0]
+    assert (face.probs == face.raw_probs).all()
+    assert worker.smoothing is False
