@@ -1,0 +1,210 @@
+"""Training end to end on tiny made-up faces: outputs, evaluation, determinism, resume, scripts."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fer_desktop.classifier import load_classifier
+from fer_desktop.emotions import EMOTIONS
+from fer_desktop.models import list_models
+from training.augment import AugmentConfig, augment, mixup
+from training.bundle import append_to_bundle, join_parts, split_into_parts
+from training.data import load_dataset
+from training.evaluate import evaluate_weights, headline
+from training.recipes import resolve_recipe
+from training.schedule import lr_factor
+from training.train import RunConfig, train
+
+OUTPUTS = ("config.json", "metrics.json", "confusion_matrix.png", "learning_curves.png", "sample_predictions.png",
+           "last.pt")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny batches gain nothing from threads, and on a busy machine spinning threads cost a lot."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny_npz(tmp_path_factory) -> Path:
+    """48 train, 14 val, 14 test faces whose class sets a stripe direction: learnable, and cheap."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:48, :48]
+    labels = np.arange(76) % len(EMOTIONS)
+    pixels = np.stack([(127 + 90 * np.sin((xx * np.cos(k) + yy * np.sin(k)) / 3) + rng.normal(0, 15, (48, 48)))
+                       .clip(0, 255).astype(np.uint8) for k in labels])
+    split = np.array(["train"] * 48 + ["val"] * 14 + ["test"] * 14)
+    path = tmp_path_factory.mktemp("data") / "tiny.npz"
+    np.savez(path, pixels=pixels, labels=labels, split=split)
+    return path
+
+
+def tiny_recipe(model: str, recipe: str = "paper", **overrides):
+    settings = {"input_size": 32, "epochs": 1, "batch_size": 16, "init": "scratch", **overrides}
+    return resolve_recipe(model, recipe, overrides=settings)
+
+
+def run_config(tiny_npz: Path, out: Path, model: str = "baseline_cnn", **kw) -> RunConfig:
+    return RunConfig(model=model, data=str(tiny_npz), out=str(out), device="cpu", progress=False, **kw)
+
+
+@pytest.mark.parametrize("model", list_models())
+def test_each_model_trains_an_epoch_and_writes_every_output(model, tiny_npz, tmp_path):
+    metrics = train(run_config(tiny_npz, tmp_path, model), tiny_recipe(model, "best", mixup_alpha=0.2))
+    for name in (*OUTPUTS, f"{model}.safetensors", f"{model}.json"):
+        assert (tmp_path / name).is_file(), name
+    card = json.loads((tmp_path / f"{model}.json").read_text())
+    assert card["input_size"] == 32 and card["test_time_augmentation"] == "hflip"
+    assert card["recipe"]["name"] == "best" and card["init"] == "scratch" and card["epochs"] == 1
+    assert card["data"]["sizes"] == {"train": 48, "val": 14, "test": 14}
+    assert 0 <= card["metrics"]["test_accuracy"] <= 1 and metrics["test_accuracy"] == card["metrics"]["test_accuracy"]
+    probs = load_classifier(weights_path=tmp_path / f"{model}.safetensors", device="cpu").predict(
+        np.zeros((2, 48, 48), np.uint8))
+    assert probs.shape == (2, 7) and np.allclose(probs.sum(1), 1, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_npz, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("run")
+    train(run_config(tiny_npz, out), tiny_recipe("baseline_cnn", epochs=2, tta="hflip"))
+    return out
+
+
+def test_export_copies_weights_and_card_only(tiny_npz, tmp_path):
+    run = run_config(tiny_npz, tmp_path / "run", export=str(tmp_path / "weights"))
+    train(run, tiny_recipe("baseline_cnn"))
+    assert sorted(p.name for p in (tmp_path / "weights").iterdir()) == ["baseline_cnn.json",
+                                                                       "baseline_cnn.safetensors"]
+
+
+def test_evaluate_reproduces_the_card(trained, tiny_npz):
+    card = json.loads((trained / "baseline_cnn.json").read_text())
+    measured = headline(evaluate_weights(trained / "baseline_cnn.safetensors", load_dataset(tiny_npz)))
+    for key, value in measured.items():
+        assert card["metrics"][key] == value
+
+
+def test_same_seed_same_result(trained, tiny_npz, tmp_path):
+    train(run_config(tiny_npz, tmp_path), tiny_recipe("baseline_cnn", epochs=2, tta="hflip"))
+    first = json.loads((trained / "metrics.json").read_text())
+    second = json.loads((tmp_path / "metrics.json").read_text())
+    assert _same_history(first["history"], second["history"])
+    assert first["test_accuracy"] == second["test_accuracy"]
+
+
+def _same_history(a, b):
+    drop = ("epoch_s", "images_per_s")
+    return [{k: v for k, v in h.items() if k not in drop} for h in a] == \
+        [{k: v for k, v in h.items() if k not in drop} for h in b]
+
+
+def test_resume_continues_where_it_stopped(trained, tiny_npz, tmp_path):
+    recipe = tiny_recipe("baseline_cnn", epochs=2, tta="hflip")
+    assert train(run_config(tiny_npz, tmp_path, stop_after=1), recipe) == {"stopped_after_epoch": 1}
+    assert not (tmp_path / "baseline_cnn.safetensors").exists()
+    train(run_config(tiny_npz, tmp_path, resume=True), recipe)
+    straight = json.loads((trained / "metrics.json").read_text())
+    resumed = json.loads((tmp_path / "metrics.json").read_text())
+    assert _same_history(straight["history"], resumed["history"])
+    assert straight["test_accuracy"] == resumed["test_accuracy"]
+
+
+def test_checkpoint_is_plain_data(trained):
+    ckpt = torch.load(trained / "last.pt", weights_only=True)
+    assert ckpt["epoch"] == 2 and ckpt["recipe"]["name"] == "paper" and "optimizer" in ckpt
+
+
+def test_time_budget_cuts_epochs(tiny_npz, tmp_path):
+    metrics = train(run_config(tiny_npz, tmp_path, budget_s=0.5), tiny_recipe("baseline_cnn", epochs=50))
+    assert metrics["epochs"] < 50
+
+
+def test_recipes_ablations_and_overrides():
+    best = resolve_recipe("resnet50", "best")
+    assert best.init == "imagenet" and best.tta == "hflip" and best.mixup_alpha > 0
+    ablated = resolve_recipe("resnet50", "best", ["no_mixup", "no_tta"], {"augment.erase_p": "0.5", "lr": "0.1",
+                                                                         "architecture.dropout": "0.1"})
+    assert ablated.mixup_alpha == 0 and ablated.tta == "none" and ablated.augment.erase_p == 0.5
+    assert ablated.lr == 0.1 and ablated.architecture == {"dropout": 0.1}
+    with pytest.raises(ValueError, match="unknown recipe setting"):
+        resolve_recipe("baseline_cnn", "paper", overrides={"learning_rate": 1})
+
+
+def test_schedule_warms_up_then_decays():
+    factors = [lr_factor(s, 10, 5, warmup_epochs=1, kind="cosine") for s in range(50)]
+    assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(factors[9:], factors[10:], strict=False)) and factors[-1] < 0.01
+
+
+def test_augmentation_is_seeded_and_keeps_shapes():
+    x = torch.randn(6, 3, 32, 32)
+    cfg = AugmentConfig(rotate_deg=15, zoom=0.2, translate=0.1, contrast=0.2, erase_p=1.0)
+    a = augment(x, cfg, torch.Generator().manual_seed(0), (0.5,) * 3, (0.25,) * 3)
+    b = augment(x, cfg, torch.Generator().manual_seed(0), (0.5,) * 3, (0.25,) * 3)
+    assert a.shape == x.shape and torch.equal(a, b) and not torch.equal(a, x)
+    off = AugmentConfig(hflip=False, rotate_deg=0, brightness=0)
+    assert torch.equal(augment(x, off, torch.Generator(), (0.5,) * 3, (0.25,) * 3), x)
+    mixed, target = mixup(x, torch.arange(6), 0.4, 7, torch.Generator().manual_seed(0))
+    assert mixed.shape == x.shape and torch.allclose(target.sum(1), torch.ones(6))
+
+
+def test_imagenet_init_loads_the_cached_file_or_says_where_to_put_it(tmp_path, monkeypatch):
+    from torchvision.models import resnet50
+
+    from fer_desktop.models import create_model
+    from training.pretrained import PretrainedWeightsMissing, load_imagenet_backbone
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    model = create_model("resnet50")
+    with pytest.raises(PretrainedWeightsMissing, match="resnet50-11ad3fa6.pth"):
+        load_imagenet_backbone(model, allow_download=False)
+    reference = resnet50()
+    (tmp_path / "checkpoints").mkdir()
+    torch.save(reference.state_dict(), tmp_path / "checkpoints" / "resnet50-11ad3fa6.pth")
+    assert load_imagenet_backbone(model, allow_download=False) == "IMAGENET1K_V2"
+    assert torch.equal(model.backbone.layer4[2].conv3.weight, reference.layer4[2].conv3.weight)
+
+
+def test_bundle_parts_rejoin_into_the_same_files(tmp_path):
+    src = tmp_path / "out"
+    (src / "m").mkdir(parents=True)
+    blobs = {name: np.random.default_rng(i).bytes(5000 + 3000 * i) for i, name in enumerate("abc")}
+    tar = tmp_path / "bundle.tar"
+    for name, blob in blobs.items():  # appended one at a time, as models finish
+        (src / "m" / name).write_bytes(blob)
+        append_to_bundle(tar, [src / "m" / name], src)
+        parts = split_into_parts(tar, tmp_path / "parts", part_bytes=4096)
+    assert all(p.stat().st_size <= 4096 for p in parts) and len(parts) > 3
+    import tarfile
+
+    with tarfile.open(join_parts(tmp_path / "parts", tmp_path / "joined.tar")) as joined:
+        assert {m.name: joined.extractfile(m).read() for m in joined.getmembers()} == \
+            {f"m/{k}": v for k, v in blobs.items()}
+
+
+def test_training_imports_no_camera_gui_or_opencv():
+    code = ("import sys, training.train, training.train_all, training.evaluate, training.benchmark; "
+            "print(sorted(m for m in ('cv2', 'PySide6', 'mediapipe') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_train_all_script_writes_each_model_and_the_bundle(tiny_npz, tmp_path):
+    from training.train_all import main
+
+    code = main(["--data", str(tiny_npz), "--out", str(tmp_path / "all"), "--bundle", str(tmp_path / "parts"),
+                 "--budget-s", "60", "--models", "baseline_cnn", "attention_cnn", "--input-size", "32",
+                 "--epochs", "1", "--set", "batch_size=16", "--quiet"])
+    assert code == 0
+    summary = json.loads((tmp_path / "all" / "summary.json").read_text())
+    assert set(summary["models"]) == {"baseline_cnn", "attention_cnn"}
+    assert (tmp_path / "all" / "attention_cnn" / "attention_cnn.safetensors").is_file()
+    assert list((tmp_path / "parts").glob("bundle.tar.part*"))

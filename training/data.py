@@ -1,0 +1,251 @@
+"""FER-2013 in memory: 48x48 uint8 faces and int64 labels for train, val and test.
+
+Three source formats load into the same ``FaceSplits``:
+
+- ``.npz`` with ``pixels [N,48,48] uint8``, ``labels [N]`` and ``split [N]``
+  (``train``/``val``/``test``), or the compact copy ``pack`` writes;
+- the original ``fer2013.csv`` (``emotion,pixels,Usage``; Usage ``Training`` /
+  ``PublicTest`` / ``PrivateTest``);
+- a folder ``train/<class>/*.jpg`` + ``test/<class>/*.jpg`` (the Kaggle image
+  layout), from which a seeded, stratified share of train is held out as val.
+
+Validation is FER-2013's PublicTest and test its PrivateTest: model selection
+uses val only, and the reported accuracy is test's.
+
+``python -m training.data pack SRC DST`` writes the compact copy: pixels as
+residuals of the JPEG-LS (LOCO-I) predictor in an LZMA-compressed zip, about
+two thirds of the raw size; ``load_dataset`` reads it like any ``.npz``.
+"""
+
+import argparse
+import csv
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fer_desktop.emotions import EMOTIONS
+
+FACE = 48
+SPLITS = ("train", "val", "test")
+CSV_USAGE = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
+
+
+@dataclass
+class FaceSplits:
+    """uint8 faces ``[N,48,48]`` and int64 labels ``[N]`` per split, on the CPU."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    source: str = ""
+
+    def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        if name not in SPLITS:
+            raise ValueError(f"unknown split {name!r}; choose one of {SPLITS}")
+        return getattr(self, f"{name}_x"), getattr(self, f"{name}_y")
+
+    def sizes(self) -> dict[str, int]:
+        return {name: len(self.split(name)[1]) for name in SPLITS}
+
+
+def _from_arrays(pixels: np.ndarray, labels: np.ndarray, split: np.ndarray, source: str) -> FaceSplits:
+    if pixels.ndim != 3 or pixels.shape[1:] != (FACE, FACE) or pixels.dtype != np.uint8:
+        raise ValueError(f"{source}: pixels must be uint8 [N,{FACE},{FACE}], got {pixels.dtype} {pixels.shape}")
+    labels = np.asarray(labels).astype(np.int64)
+    if labels.size and (labels.min() < 0 or labels.max() >= len(EMOTIONS)):
+        raise ValueError(f"{source}: labels must lie in 0..{len(EMOTIONS) - 1}")
+    split = np.asarray(split).astype(str)
+    unknown = set(np.unique(split)) - set(SPLITS)
+    if unknown:
+        raise ValueError(f"{source}: unknown split values {sorted(unknown)}")
+    parts = {}
+    for name in SPLITS:
+        keep = split == name
+        parts[f"{name}_x"] = torch.from_numpy(np.ascontiguousarray(pixels[keep]))
+        parts[f"{name}_y"] = torch.from_numpy(labels[keep])
+    return FaceSplits(**parts, source=source)
+
+
+# --- compact format: LOCO-I residuals ------------------------------------------------------------
+
+def _med(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """JPEG-LS median edge detector: predicts a pixel from left ``a``, up ``b``, up-left ``c``."""
+    hi, lo = np.maximum(a, b), np.minimum(a, b)
+    return np.where(c >= hi, lo, np.where(c <= lo, hi, a + b - c))
+
+
+def _neighbours(p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    a = np.zeros_like(p)
+    b = np.zeros_like(p)
+    c = np.zeros_like(p)
+    a[:, :, 1:] = p[:, :, :-1]
+    b[:, 1:, :] = p[:, :-1, :]
+    c[:, 1:, 1:] = p[:, :-1, :-1]
+    a[:, :, 0] = b[:, :, 0]  # first column: predict from above
+    return a, b, c
+
+
+def encode_residuals(pixels: np.ndarray) -> np.ndarray:
+    """uint8 faces -> uint8 prediction residuals (mod 256); small values compress well."""
+    p = pixels.astype(np.int16)
+    return ((p - _med(*_neighbours(p))) % 256).astype(np.uint8)
+
+
+def decode_residuals(residuals: np.ndarray) -> np.ndarray:
+    """Inverse of ``encode_residuals``: rebuilds pixels one position at a time, all faces at once."""
+    n, h, w = residuals.shape
+    r = residuals.astype(np.int16)
+    p = np.zeros((n, h, w), np.int16)
+    zero = np.zeros(n, np.int16)
+    for i in range(h):
+        for j in range(w):
+            b = p[:, i - 1, j] if i else zero
+            c = p[:, i - 1, j - 1] if i and j else zero
+            a = p[:, i, j - 1] if j else b
+            p[:, i, j] = (_med(a, b, c) + r[:, i, j]) % 256
+    return p.astype(np.uint8)
+
+
+def pack(src: str | Path, dst: str | Path) -> Path:
+    """Write the compact copy of any supported source: residuals, labels, split codes only."""
+    data = load_dataset(src)
+    xs = [data.split(s)[0].numpy() for s in SPLITS]
+    ys = [data.split(s)[1].numpy() for s in SPLITS]
+    arrays = {
+        "pixels_loco": encode_residuals(np.concatenate(xs)),
+        "labels": np.concatenate(ys).astype(np.uint8),
+        "split_code": np.concatenate([np.full(len(y), i, np.uint8) for i, y in enumerate(ys)]),
+    }
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    # np.load reads LZMA zip members like deflated ones, so the copy stays an ordinary .npz.
+    with zipfile.ZipFile(dst, "w", compression=zipfile.ZIP_LZMA) as zf:
+        for name, array in arrays.items():
+            with zf.open(f"{name}.npy", "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, array, allow_pickle=False)
+    return dst
+
+
+# --- loaders ---------------------------------------------------------------------------------------
+
+def load_npz(path: str | Path) -> FaceSplits:
+    with np.load(path, allow_pickle=False) as z:
+        if "pixels_loco" in z.files:
+            pixels = decode_residuals(z["pixels_loco"])
+            split = np.asarray(SPLITS)[z["split_code"]]
+        else:
+            pixels, split = z["pixels"], z["split"]
+        return _from_arrays(pixels, z["labels"], split, str(path))
+
+
+def load_csv(path: str | Path) -> FaceSplits:
+    pixels, labels, split = [], [], []
+    with open(path, newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            pixels.append(np.asarray(row["pixels"].split(), dtype=np.uint8).reshape(FACE, FACE))
+            labels.append(int(row["emotion"]))
+            split.append(CSV_USAGE[row["Usage"]])
+    return _from_arrays(np.stack(pixels), np.asarray(labels), np.asarray(split), str(path))
+
+
+def _read_gray(path: Path) -> np.ndarray:
+    # Pillow comes with matplotlib; imported here so training needs it only for image folders.
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im = im.convert("L")
+        if im.size != (FACE, FACE):
+            im = im.resize((FACE, FACE), Image.BILINEAR)
+        return np.asarray(im, dtype=np.uint8)
+
+
+def _read_class_folders(root: Path) -> tuple[np.ndarray, np.ndarray]:
+    pixels, labels = [], []
+    for label, name in enumerate(EMOTIONS):
+        for file in sorted((root / name).glob("*")):
+            if file.suffix.lower() in IMAGE_SUFFIXES:
+                pixels.append(_read_gray(file))
+                labels.append(label)
+    if not pixels:
+        raise ValueError(f"{root}: no images in {'/'.join(EMOTIONS)} subfolders")
+    return np.stack(pixels), np.asarray(labels, np.int64)
+
+
+def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """A boolean mask choosing ``fraction`` of each class, the same for the same seed."""
+    rng = np.random.default_rng(seed)
+    mask = np.zeros(len(labels), bool)
+    for label in np.unique(labels):
+        idx = np.flatnonzero(labels == label)
+        take = int(round(len(idx) * fraction))
+        mask[rng.permutation(idx)[:take]] = True
+    return mask
+
+
+def load_folder(path: str | Path, val_fraction: float = 0.1, seed: int = 0) -> FaceSplits:
+    root = Path(path)
+    train_px, train_y = _read_class_folders(root / "train")
+    test_px, test_y = _read_class_folders(root / "test")
+    val = stratified_holdout(train_y, val_fraction, seed)
+    pixels = np.concatenate([train_px, test_px])
+    labels = np.concatenate([train_y, test_y])
+    split = np.concatenate([np.where(val, "val", "train"), np.full(len(test_y), "test")])
+    return _from_arrays(pixels, labels, split, str(path))
+
+
+def load_dataset(path: str | Path, val_fraction: float = 0.1, seed: int = 0) -> FaceSplits:
+    """Load any supported format by its shape on disk (``val_fraction``/``seed``: folders only)."""
+    path = Path(path)
+    if path.is_dir():
+        return load_folder(path, val_fraction, seed)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such dataset file or folder")
+    if path.suffix == ".npz":
+        return load_npz(path)
+    if path.suffix == ".csv":
+        return load_csv(path)
+    raise ValueError(f"{path}: expected a .npz, a .csv or an image folder")
+
+
+def limit_splits(data: FaceSplits, limit: int, seed: int = 0) -> FaceSplits:
+    """At most ``limit`` training faces (and limit//4 for val and test), chosen by ``seed``."""
+    g = torch.Generator().manual_seed(seed)
+    parts = {}
+    for name, n in (("train", limit), ("val", max(1, limit // 4)), ("test", max(1, limit // 4))):
+        x, y = data.split(name)
+        keep = torch.randperm(len(y), generator=g)[:n].sort().values
+        parts[f"{name}_x"], parts[f"{name}_y"] = x[keep], y[keep]
+    return FaceSplits(**parts, source=data.source)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.data", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_pack = sub.add_parser("pack", help="write the compact .npz copy of a dataset")
+    p_pack.add_argument("src", help="fer2013 .npz, .csv or image folder")
+    p_pack.add_argument("dst", help="output .npz")
+    p_info = sub.add_parser("info", help="print split sizes and class counts")
+    p_info.add_argument("path")
+    args = parser.parse_args(argv)
+    if args.command == "pack":
+        dst = pack(args.src, args.dst)
+        check = load_dataset(dst)
+        print(f"{dst}: {dst.stat().st_size / 2**20:.1f} MiB, splits {check.sizes()}")
+    else:
+        data = load_dataset(args.path)
+        for name in SPLITS:
+            y = data.split(name)[1]
+            print(name, len(y), torch.bincount(y, minlength=len(EMOTIONS)).tolist())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""One training epoch and batched inference, with the shared preprocessing done on the device."""
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from fer_desktop.emotions import EMOTIONS
+from fer_desktop.preprocessing import faces_to_tensor
+from training.augment import augment, mixup
+from training.recipes import Recipe
+
+
+@dataclass
+class Feed:
+    """How faces become model inputs: the card's input size and normalisation, on a device."""
+
+    input_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    device: torch.device
+
+    def inputs(self, faces: torch.Tensor) -> torch.Tensor:
+        x = faces_to_tensor(faces, self.input_size, self.mean, self.std, device=self.device)
+        if self.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def autocast(self):
+        # bf16 needs no loss scaling; on the CPU we stay in fp32 for exact reproducibility.
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda")
+
+
+@dataclass
+class EpochStats:
+    loss: float
+    accuracy: float
+    images: int
+    seconds: float
+    steady_seconds: float  # the epoch's duration as its second half ran: without warm-up costs
+
+    @property
+    def images_per_s(self) -> float:
+        return self.images / max(self.seconds, 1e-9)
+
+
+def train_one_epoch(model, faces: torch.Tensor, labels: torch.Tensor, recipe: Recipe, feed: Feed, optimizer,
+                    lr_at: Callable[[int], float], step: int, data_gen: torch.Generator,
+                    aug_gen: torch.Generator, progress=None, deadline: float | None = None) -> tuple[EpochStats, int]:
+    """Train over one shuffled pass of ``faces`` (uint8, on ``feed.device``); returns stats and the new step.
+
+    The last incomplete batch is dropped (BatchNorm dislikes tiny batches).
+    ``deadline`` (``time.perf_counter()`` value) stops the epoch early.
+    """
+    model.train()
+    n = len(labels)
+    bs = min(recipe.batch_size, n)
+    order = torch.randperm(n, generator=data_gen).to(feed.device)
+    total_loss = torch.zeros((), device=feed.device)
+    correct = torch.zeros((), device=feed.device, dtype=torch.long)
+    seen, start = 0, time.perf_counter()
+    batches = n // bs
+    half_time = None
+    for first in range(0, n - bs + 1, bs):
+        if first // bs == batches // 2 and batches >= 4:
+            if feed.device.type == "cuda":
+                torch.cuda.synchronize(feed.device)
+            half_time = time.perf_counter()
+        idx = order[first:first + bs]
+        y = labels[idx]
+        x = augment(feed.inputs(faces[idx]), recipe.augment, aug_gen, feed.mean, feed.std)
+        x, target = mixup(x, y, recipe.mixup_alpha, len(EMOTIONS), aug_gen)
+        if feed.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)  # grid_sample returns the default layout
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step)
+        with feed.autocast():
+            logits = model(x)
+            loss = F.cross_entropy(logits.float(), target, label_smoothing=recipe.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        seen += bs
+        total_loss += loss.detach() * bs
+        correct += (logits.detach().argmax(1) == y).sum()
+        if progress is not None:
+            progress.update(bs)
+            if step % 20 == 0:
+                elapsed = time.perf_counter() - start
+                progress.set_postfix(loss=f"{total_loss.item() / seen:.3f}", img_s=f"{seen / elapsed:.0f}")
+        if deadline is not None and time.perf_counter() > deadline:
+            break
+    if feed.device.type == "cuda":
+        torch.cuda.synchronize(feed.device)
+    end = time.perf_counter()
+    seconds = end - start
+    finished = seen == batches * bs
+    steady = (end - half_time) * batches / (batches - batches // 2) if half_time and finished else seconds
+    seen = max(seen, 1)
+    return EpochStats(total_loss.item() / seen, correct.item() / seen, seen, seconds, steady), step
+
+
+@torch.no_grad()
+def predict_logits(model, faces: torch.Tensor, feed: Feed, tta: str = "none", batch_size: int = 512) -> torch.Tensor:
+    """Logits ``[N, 7]`` (float32, CPU) for uint8 faces; ``tta='hflip'`` averages with mirrored faces."""
+    model.eval()
+    out = []
+    for first in range(0, len(faces), batch_size):
+        x = feed.inputs(faces[first:first + batch_size].to(feed.device))
+        with feed.autocast():
+            logits = model(x).float()
+            if tta == "hflip":
+                logits = (logits + model(x.flip(-1)).float()) / 2
+        out.append(logits.cpu())
+    return torch.cat(out) if out else torch.zeros(0, len(EMOTIONS))
+
+
+def loss_and_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+    labels = labels.cpu()
+    return F.cross_entropy(logits, labels).item(), (logits.argmax(1) == labels).float().mean().item()

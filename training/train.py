@@ -1,0 +1,359 @@
+"""Train one of the four models on FER-2013 and write its weights, card, metrics and figures.
+
+    python -m training.train --model baseline_cnn --data fer2013.npz --out runs/baseline_cnn
+    python -m training.train --model resnet50_cbam --data fer2013.npz --recipe best --budget-s 200
+    python -m training.train --model resnet50 --data fer2013.npz --recipe best --no-mixup   # ablation
+    python -m training.train ... --resume          # continue from <out>/last.pt
+    python -m training.train --model attention_cnn --data fer2013.npz --export weights/   # ship to the app
+
+Outputs in ``--out`` (default ``runs/<model>``): ``<model>.safetensors`` + ``<model>.json`` (the card the
+app reads), ``metrics.json``, ``confusion_matrix.png``, ``learning_curves.png``,
+``sample_predictions.png``, ``config.json`` and the checkpoint ``last.pt``.
+"""
+
+import argparse
+import dataclasses
+import json
+import math
+import platform
+import random
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fer_desktop.models import create_model, get_spec, list_models
+from fer_desktop.weights import save_weights
+from training.checkpoint import CHECKPOINT_NAME, cpu_state_dict, load_checkpoint, save_checkpoint
+from training.data import FaceSplits, limit_splits, load_dataset
+from training.engine import Feed, loss_and_accuracy, predict_logits, train_one_epoch
+from training.pretrained import PretrainedWeightsMissing
+from training.recipes import ABLATIONS, RECIPE_NAMES, Recipe, resolve_recipe
+from training.schedule import lr_factor
+
+# Time kept back from a budget for the final evaluation, weights and figures.
+FINALISE_RESERVE_S = 15.0
+
+
+@dataclass
+class RunConfig:
+    """Where and how a run happens; the hyperparameters are in ``Recipe``."""
+
+    model: str
+    data: str
+    out: str
+    seed: int = 0
+    device: str = "auto"
+    limit: int | None = None  # at most this many training faces (quick trials)
+    budget_s: float | None = None  # wall-clock limit in seconds; the epoch count adapts to it
+    resume: bool = False
+    stop_after: int | None = None  # stop (resumably) after this many epochs of this invocation
+    deterministic: bool = False
+    compile: bool = False
+    threads: int | None = None
+    progress: bool = True
+    export: str | None = None  # also copy the weights and card here (e.g. the app's weights/ folder)
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    elif torch.cuda.is_available():
+        torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
+
+
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    return f"{device.type}: {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
+
+
+def build_optimizer(model: torch.nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
+    # No weight decay on biases and normalisation parameters (1-d tensors).
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": recipe.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if recipe.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov)
+    if recipe.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=recipe.lr)
+    if recipe.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=recipe.lr)
+    raise ValueError(f"unknown optimizer {recipe.optimizer!r}; choose sgd, adam or adamw")
+
+
+def initialise(model: torch.nn.Module, recipe: Recipe) -> str:
+    if recipe.init == "scratch":
+        return "scratch"
+    if recipe.init == "imagenet":
+        from training.pretrained import load_imagenet_backbone
+
+        return "imagenet:" + load_imagenet_backbone(model)
+    raise ValueError(f"unknown init {recipe.init!r}; choose scratch or imagenet")
+
+
+def _progress_bar(run: RunConfig, total: int, desc: str):
+    if not run.progress:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="img", leave=True, dynamic_ncols=True, file=sys.stderr)
+
+
+def _write_json(path: Path, obj) -> None:
+    path.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
+
+
+def train(run: RunConfig, recipe: Recipe, data: FaceSplits | None = None) -> dict:
+    """Run training to the end (or to ``stop_after``/the budget) and return the metrics written."""
+    started = time.perf_counter()
+    deadline = started + run.budget_s - min(FINALISE_RESERVE_S, 0.2 * run.budget_s) if run.budget_s else None
+    if run.threads:
+        torch.set_num_threads(run.threads)
+    from fer_desktop.classifier import select_device
+
+    device = select_device(run.device)
+    out = Path(run.out)
+    out.mkdir(parents=True, exist_ok=True)
+    seed_everything(run.seed, run.deterministic)
+
+    if data is None:
+        data = load_dataset(run.data, seed=run.seed)
+    if run.limit:
+        data = limit_splits(data, run.limit, run.seed)
+    spec = get_spec(run.model)
+    feed = Feed(recipe.input_size, spec.mean, spec.std, device)
+
+    model = create_model(run.model, **recipe.architecture)
+    init = initialise(model, recipe)
+    model.to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(model, recipe)
+    data_gen = torch.Generator().manual_seed(run.seed)
+    aug_gen = torch.Generator(device=device).manual_seed(run.seed + 1)
+
+    state = {"epoch": 0, "step": 0, "epochs_planned": recipe.epochs, "history": [], "best": None,
+             "training_time_s": 0.0}
+    ckpt_path = out / CHECKPOINT_NAME
+    if run.resume and ckpt_path.is_file():
+        ckpt = load_checkpoint(ckpt_path)
+        if ckpt["recipe"] != recipe.to_dict() or ckpt["run"]["model"] != run.model:
+            raise ValueError(f"{ckpt_path}: checkpoint was made with another model or recipe; "
+                             "use a new --out or drop --resume")
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        data_gen.set_state(ckpt["rng"]["data"])
+        aug_gen.set_state(ckpt["rng"]["augment"])
+        if device.type == "cuda" and "cuda" in ckpt["rng"]:
+            torch.cuda.set_rng_state(ckpt["rng"]["cuda"], device)
+        state = {k: ckpt[k] for k in state}
+        init = ckpt["init"]
+        print(f"resuming {run.model} after epoch {state['epoch']}", file=sys.stderr)
+
+    config = {"run": dataclasses.asdict(run), "recipe": recipe.to_dict(), "init": init,
+              "data": {"source": Path(run.data).name, "sizes": data.sizes()}, "device": describe_device(device),
+              "torch": torch.__version__}
+    _write_json(out / "config.json", config)
+    forward_model = torch.compile(model) if run.compile else model
+
+    train_x, train_y = data.train_x.to(device), data.train_y.to(device)
+    steps_per_epoch = max(1, len(train_y) // min(recipe.batch_size, len(train_y)))
+    epochs_this_run = 0
+
+    def lr_at(step: int) -> float:
+        return recipe.lr * lr_factor(step, steps_per_epoch, state["epochs_planned"], recipe.warmup_epochs,
+                                     recipe.schedule, recipe.restart_epochs)
+
+    def checkpoint() -> None:
+        rng = {"torch": torch.get_rng_state(), "data": data_gen.get_state(), "augment": aug_gen.get_state()}
+        if device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(device)
+        save_checkpoint(ckpt_path, {
+            "model": cpu_state_dict(model), "optimizer": optimizer.state_dict(), **state, "init": init,
+            "rng": rng, "recipe": recipe.to_dict(), "run": dataclasses.asdict(run)})
+
+    while state["epoch"] < state["epochs_planned"]:
+        epoch = state["epoch"] + 1
+        epoch_start = time.perf_counter()
+        bar = _progress_bar(run, steps_per_epoch * min(recipe.batch_size, len(train_y)),
+                            f"{run.model} epoch {epoch}/{state['epochs_planned']}")
+        stats, state["step"] = train_one_epoch(forward_model, train_x, train_y, recipe, feed, optimizer, lr_at,
+                                               state["step"], data_gen, aug_gen, bar, deadline)
+        val_logits = predict_logits(forward_model, data.val_x, feed, recipe.tta)
+        val_loss, val_acc = loss_and_accuracy(val_logits, data.val_y)
+        epoch_s = time.perf_counter() - epoch_start
+        if bar is not None:
+            bar.set_postfix(loss=f"{stats.loss:.3f}", img_s=f"{stats.images_per_s:.0f}", val_acc=f"{val_acc:.3f}")
+            bar.close()
+        else:  # one line per epoch keeps logs of unattended runs short
+            print(f"{run.model} epoch {epoch}/{state['epochs_planned']}: loss {stats.loss:.3f}, "
+                  f"val {val_acc:.4f}, {stats.images_per_s:.0f} img/s, {epoch_s:.1f} s", file=sys.stderr)
+        state["history"].append({
+            "epoch": epoch, "train_loss": stats.loss, "train_accuracy": stats.accuracy, "val_loss": val_loss,
+            "val_accuracy": val_acc, "lr": lr_at(max(state["step"] - 1, 0)), "epoch_s": round(epoch_s, 2),
+            "images_per_s": round(stats.images_per_s, 1)})
+        state["epoch"] = epoch
+        state["training_time_s"] += epoch_s
+        epochs_this_run += 1
+        if recipe.select == "best" and (state["best"] is None or val_acc > state["best"]["val_accuracy"]):
+            state["best"] = {"epoch": epoch, "val_accuracy": val_acc, "model": cpu_state_dict(model)}
+
+        checkpoint()
+        if deadline is not None:
+            planned = state["epochs_planned"]
+            now = time.perf_counter()
+            # Next epoch's cost: training at its steady pace, plus evaluation and checkpoint as measured.
+            next_epoch_s = stats.steady_seconds + (now - epoch_start - stats.seconds)
+            if epochs_this_run == 1 and state["epoch"] == 1:
+                # Fit the schedule to the budget once, after the first (warm-up) epoch.
+                fit = state["epoch"] + max(0, math.floor((deadline - now) / next_epoch_s))
+                state["epochs_planned"] = max(state["epoch"], min(recipe.epochs, fit))
+            elif deadline - now < next_epoch_s:
+                state["epochs_planned"] = state["epoch"]
+            if state["epochs_planned"] != planned:
+                checkpoint()
+        if run.stop_after is not None and epochs_this_run >= run.stop_after \
+                and state["epoch"] < state["epochs_planned"]:
+            return {"stopped_after_epoch": state["epoch"]}
+    return finalise(run, recipe, model, data, state, init, device, out)
+
+
+def finalise(run: RunConfig, recipe: Recipe, model, data: FaceSplits, state: dict, init: str,
+             device: torch.device, out: Path) -> dict:
+    """Write the weights and card, then measure them through the app's classifier."""
+    from training.evaluate import evaluate_weights, headline
+    from training.reports import plot_confusion_matrix, plot_learning_curves, plot_sample_predictions
+
+    spec = get_spec(run.model)
+    selected = state["epoch"]
+    if recipe.select == "best" and state["best"] is not None:
+        model.load_state_dict(state["best"]["model"])
+        selected = state["best"]["epoch"]
+    card = {
+        "model": run.model,
+        "architecture": recipe.architecture,
+        "input_size": recipe.input_size,
+        "mean": list(spec.mean),
+        "std": list(spec.std),
+        "test_time_augmentation": recipe.tta,
+        "recipe": recipe.to_dict(),
+        "init": init,
+        "epochs": state["epoch"],
+        "selected_epoch": selected,
+        "seed": run.seed,
+        "data": {"source": Path(run.data).name, "sizes": data.sizes(), "limit": run.limit},
+        "training_time_s": round(state["training_time_s"], 1),
+        "device": describe_device(device),
+        "torch": torch.__version__,
+    }
+    weights_path = save_weights(model, card, out / f"{run.model}.safetensors")
+    result = evaluate_weights(weights_path, data, ("val", "test"), device=str(device))
+    card["metrics"] = {**headline(result), "selected_val_accuracy_fp32": state["best"]["val_accuracy"]
+                       if state["best"] else None}
+    saved = json.loads(weights_path.with_suffix(".json").read_text(encoding="utf-8"))
+    saved["metrics"] = card["metrics"]
+    _write_json(weights_path.with_suffix(".json"), saved)
+
+    metrics = {"model": run.model, "recipe": recipe.name, **card["metrics"], "epochs": state["epoch"],
+               "selected_epoch": selected, "training_time_s": card["training_time_s"],
+               "val": {k: v for k, v in result["val"].items()}, "test": {k: v for k, v in result["test"].items()},
+               "history": state["history"]}
+    _write_json(out / "metrics.json", metrics)
+    title = f"{spec.title}, {recipe.name} recipe"
+    plot_confusion_matrix(np.asarray(result["test"]["confusion_matrix"]), out / "confusion_matrix.png",
+                          f"{title}: test (PrivateTest) accuracy {result['test']['accuracy']:.1%}")
+    plot_learning_curves(state["history"], out / "learning_curves.png", title)
+    plot_sample_predictions(data.test_x.numpy(), data.test_y.numpy(), result["probs"]["test"],
+                            out / "sample_predictions.png", f"{title}: test faces", seed=run.seed)
+    if run.export:
+        export = Path(run.export)
+        export.mkdir(parents=True, exist_ok=True)
+        for file in (weights_path, weights_path.with_suffix(".json")):
+            shutil.copy2(file, export / file.name)
+    print(f"{run.model}: val {metrics['val_accuracy']:.4f}  test {metrics['test_accuracy']:.4f}  "
+          f"({state['epoch']} epochs, {card['training_time_s']:.0f} s) -> {weights_path}", file=sys.stderr)
+    return metrics
+
+
+def parse_overrides(items: list[str]) -> dict:
+    overrides = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set expects key=value, got {item!r}")
+        overrides[key.strip()] = value.strip()
+    return overrides
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, choices=list_models())
+    parser.add_argument("--data", required=True, help="fer2013 .npz (full or packed), .csv or image folder")
+    parser.add_argument("--out", help="output folder (default runs/<model>)")
+    parser.add_argument("--recipe", default="paper", choices=RECIPE_NAMES)
+    recipe = parser.add_argument_group("recipe overrides")
+    recipe.add_argument("--epochs", type=int)
+    recipe.add_argument("--batch-size", type=int)
+    recipe.add_argument("--lr", type=float)
+    recipe.add_argument("--input-size", type=int, help="side of the model input (faces are resized to it)")
+    recipe.add_argument("--init", choices=["scratch", "imagenet"])
+    recipe.add_argument("--tta", choices=["none", "hflip"])
+    recipe.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="any recipe field, e.g. --set augment.erase_p=0.5 --set architecture.dropout=0.3")
+    for name in ABLATIONS:
+        recipe.add_argument(f"--{name.replace('_', '-')}", action="store_true", help=f"ablation: {ABLATIONS[name]}")
+    run = parser.add_argument_group("run")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+    run.add_argument("--limit", type=int, help="train on at most this many faces (quick trials)")
+    run.add_argument("--budget-s", type=float, help="time budget in seconds; fewer epochs if needed")
+    run.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
+    run.add_argument("--stop-after", type=int, help="stop resumably after this many epochs")
+    run.add_argument("--deterministic", action="store_true")
+    run.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA, long runs)")
+    run.add_argument("--threads", type=int, help="CPU threads for torch")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--export", metavar="DIR", help="also copy the weights and card to DIR, e.g. weights/")
+    return parser
+
+
+def configs_from_args(args: argparse.Namespace) -> tuple[RunConfig, Recipe]:
+    overrides = {}
+    for flag, key in (("epochs", "epochs"), ("batch_size", "batch_size"), ("lr", "lr"),
+                      ("input_size", "input_size"), ("init", "init"), ("tta", "tta")):
+        if getattr(args, flag) is not None:
+            overrides[key] = getattr(args, flag)
+    overrides.update(parse_overrides(args.set))
+    ablations = [name for name in ABLATIONS if getattr(args, name)]
+    recipe = resolve_recipe(args.model, args.recipe, ablations, overrides)
+    run = RunConfig(model=args.model, data=args.data, out=args.out or f"runs/{args.model}", seed=args.seed,
+                    device=args.device, limit=args.limit, budget_s=args.budget_s, resume=args.resume,
+                    stop_after=args.stop_after, deterministic=args.deterministic, compile=args.compile,
+                    threads=args.threads, progress=not args.quiet, export=args.export)
+    return run, recipe
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        run, recipe = configs_from_args(args)
+        train(run, recipe)
+    except (ValueError, FileNotFoundError, PretrainedWeightsMissing) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
