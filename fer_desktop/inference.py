@@ -241,8 +241,11 @@ class InferenceWorker:
         detector = None
         try:
             from fer_desktop.detection import FaceDetector
+            from fer_desktop.tracking import SkippingDetector
 
-            detector = FaceDetector(min_confidence=self.min_confidence)
+            # Live video: reuse boxes on frames where faces barely moved
+            # (tracking.py); photos still get a full tiled detection.
+            detector = SkippingDetector(FaceDetector(min_confidence=self.min_confidence))
         except Exception as exc:
             self._emit(WorkerEvent("error", f"face detector failed to start: {_one_line(exc)}"))
         else:
@@ -259,6 +262,8 @@ class InferenceWorker:
                     if self._source_changed:
                         self._source_changed, last_id, last_time = False, 0, None
                         self._tracker.reset()
+                        if detector is not None:
+                            detector.reset()
                 for path in images:
                     self._label_image(detector, path)
                 if source is None or self._classifier is None or detector is None:

@@ -1,0 +1,1 @@
+"""Benchmarks of the app's pipeline (``python -m bench.pipeline``)."""
