@@ -866,12 +866,16 @@ def probe(video: Path, model: str, size: int, threads: int, policy: str, frames:
 
 def fer_predict_runs(source: WeightsSource, models, sizes_for, tmp: Path, threads,
                      n: int = FER_PREDICT_FRAMES) -> dict:
-    """fer-predict on a 640x360 one-face video, at the paper's sizes and at the smallest ones."""
+    """fer-predict on a 640x360 one-face video, at the paper's sizes and at the shipped ones
+    (a trained card's size, else the ``best`` training recipe's)."""
+    from training.recipes import best_recipe
+
     video = write_video(tmp / "predict_one_face.mp4", 1, n)
     one_frame = write_video(tmp / "predict_one_frame.mp4", 1, 1)
     runs = []
-    for pick in (max, min):
-        sizes = {m: pick(sizes_for(m)) for m in models}
+    paper = {m: max(sizes_for(m)) for m in models}
+    shipped = {m: source.trained_size(m) or best_recipe(m).input_size for m in models}
+    for sizes in (paper, shipped):
         folder, kinds = source.folder_for_cli(sizes)
         for m in models:
             print(f"  fer-predict {m} at {sizes[m]}…", flush=True)

@@ -13,10 +13,10 @@ from fer_desktop.emotions import EMOTIONS
 from fer_desktop.preprocessing import Box, crop_faces, whole_image_face
 
 
-@dataclass(frozen=True)
-class FaceResult:
-    box: Box
-    probs: np.ndarray  # float32 [7], EMOTIONS order
+class TopEmotion:
+    """``label`` and ``confidence`` of anything with seven ``probs``."""
+
+    probs: np.ndarray
 
     @property
     def label(self) -> str:
@@ -25,6 +25,12 @@ class FaceResult:
     @property
     def confidence(self) -> float:
         return float(np.max(self.probs))
+
+
+@dataclass(frozen=True)
+class FaceResult(TopEmotion):
+    box: Box
+    probs: np.ndarray  # float32 [7], EMOTIONS order
 
 
 @dataclass

@@ -29,9 +29,8 @@ import threading
 from pathlib import Path
 
 from fer_desktop.emotions import EMOTIONS
+from fer_desktop.models.registry import list_models
 
-MODELS = ("baseline_cnn", "attention_cnn", "resnet50", "resnet50_cbam")
-DEFAULT_MODEL = "resnet50_cbam"
 BATCH_FRAMES = 16  # video frames whose faces share one forward pass
 CSV_HEADER = ["path", "frame", "face", "x", "y", "w", "h", "score", "label", "confidence", *EMOTIONS]
 EXIT_BAD_FILE, EXIT_SETUP = 1, 2
@@ -47,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Facial emotions (FER-2013's seven) of every face in images and videos.",
         epilog="Exit status: 0 all files done, 1 some file could not be read, 2 no usable weights.")
     ap.add_argument("paths", nargs="+", metavar="PATH", help="image or video files")
-    ap.add_argument("--model", default=DEFAULT_MODEL, choices=MODELS, help=f"default: {DEFAULT_MODEL}")
+    ap.add_argument("--model", default=None, choices=list_models(),
+                    help="default: of the models with weights, the most accurate")
     out = ap.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print one JSON list instead of a table")
     out.add_argument("--csv", metavar="FILE", help="write one row per file, frame and face to FILE")
@@ -390,7 +390,7 @@ def _run(args) -> int:
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     from fer_desktop.classifier import load_classifier
     from fer_desktop.image_io import is_video_path
-    from fer_desktop.weights import WeightsError
+    from fer_desktop.weights import WeightsError, default_model, train_command
 
     annotate_dir = None
     if args.annotate:
@@ -399,6 +399,11 @@ def _run(args) -> int:
             annotate_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             _error(f"{annotate_dir}: cannot create the folder ({exc.strerror or exc})")
+            return EXIT_SETUP
+    if args.model is None:
+        args.model = default_model(args.weights_dir)
+        if args.model is None:
+            _error(f"no trained weights found; train a model with: {train_command('baseline_cnn')}")
             return EXIT_SETUP
     try:
         classifier = load_classifier(args.model, device=args.device, weights_dir=args.weights_dir)

@@ -15,26 +15,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fer_desktop.emotions import EMOTIONS
+from fer_desktop.pipeline import TopEmotion
 from fer_desktop.preprocessing import Box
 
 
 @dataclass(frozen=True)
-class TrackedFace:
+class TrackedFace(TopEmotion):
     """A face result with its track id; ``probs`` is smoothed (or raw when smoothing is off)."""
 
     track_id: int
     box: Box
     probs: np.ndarray  # float32 [7]
     raw_probs: np.ndarray  # this frame's probabilities
-
-    @property
-    def label(self) -> str:
-        return EMOTIONS[int(np.argmax(self.probs))]
-
-    @property
-    def confidence(self) -> float:
-        return float(np.max(self.probs))
 
 
 def iou(a: Box, b: Box) -> float:

@@ -53,6 +53,27 @@ def find_weights(name: str, weights_dir: str | os.PathLike | None = None) -> Pat
     return None
 
 
+def default_model(weights_dir: str | os.PathLike | None = None) -> str | None:
+    """The model to use when none is named: of those with weights, the one whose
+    card reports the best test accuracy (ties and unknowns: the later, larger
+    model); None if no model has weights."""
+    from fer_desktop.models.registry import list_models
+
+    best, best_key = None, None
+    for rank, name in enumerate(list_models()):
+        path = find_weights(name, weights_dir)
+        if path is None:
+            continue
+        try:
+            accuracy = float(read_card(path).get("metrics", {}).get("test_accuracy") or 0.0)
+        except (WeightsError, TypeError, ValueError):
+            accuracy = 0.0
+        key = (accuracy, rank)
+        if best_key is None or key > best_key:
+            best, best_key = name, key
+    return best
+
+
 def read_card(path: str | os.PathLike) -> dict:
     """Read and check the JSON card of a weights file (``x.safetensors`` -> ``x.json``)."""
     card_path = Path(path).with_suffix(".json")

@@ -160,3 +160,21 @@ def test_weights_without_card_are_not_found(tmp_path, monkeypatch, cnn_weights_d
     monkeypatch.delenv(ENV_WEIGHTS_DIR, raising=False)
     shutil.copy(cnn_weights_dir / "baseline_cnn.safetensors", tmp_path / "baseline_cnn.safetensors")
     assert find_weights("baseline_cnn", tmp_path) is None
+
+
+def test_default_model_is_the_most_accurate_available(tmp_path, monkeypatch, cnn_weights_dir):
+    from fer_desktop.weights import default_model
+
+    monkeypatch.delenv(ENV_WEIGHTS_DIR, raising=False)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setattr("fer_desktop.weights._PACKAGE_DIR", empty)  # hide the checkout's weights/
+    assert default_model(empty) is None
+    for name, accuracy in (("baseline_cnn", 0.66), ("attention_cnn", 0.64)):
+        for suffix in (".safetensors", ".json"):
+            shutil.copy(cnn_weights_dir / f"{name}{suffix}", tmp_path / f"{name}{suffix}")
+        card_path = tmp_path / f"{name}.json"
+        card = json.loads(card_path.read_text())
+        card["metrics"] = {"test_accuracy": accuracy}
+        card_path.write_text(json.dumps(card))
+    assert default_model(tmp_path) == "baseline_cnn"

@@ -24,7 +24,7 @@ from fer_desktop.capture import describe_source, parse_source, probe_camera
 from fer_desktop.emotions import EMOTIONS
 from fer_desktop.image_io import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from fer_desktop.models.registry import get_spec, list_models
-from fer_desktop.weights import find_weights, train_command
+from fer_desktop.weights import default_model, find_weights, train_command
 
 CAMERA_INDICES = range(4)
 VIDEO_FILE = "video-file"  # item data of the "Video file…" entry
@@ -265,7 +265,7 @@ class MainWindow(QMainWindow):
             self.banner.show_message(f"No weights for {wanted}. Train them with: {train_command(wanted)}",
                                      origin="model")
             wanted = None
-        model = wanted or (self.available_models[0] if self.available_models else None)
+        model = wanted or default_model(self.weights_dir)
         if model is None:
             self.banner.show_message(
                 "No trained model found: the video plays without emotions. Train one with: "
