@@ -63,6 +63,23 @@ class WorkerEvent:
     device: str | None = None
 
 
+# The modules the model registry's builders import lazily. They are imported in
+# the background once the first model serves, so that the first switch to
+# another model does not pay for them: torchvision alone takes over a second,
+# which made the first switch to a ResNet miss the one-second target (bench/gui.py).
+PRELOAD_MODULES = ("fer_desktop.models.custom_cnn", "fer_desktop.models.resnet")
+
+
+def _preload_modules() -> None:
+    import importlib
+
+    for module in PRELOAD_MODULES:
+        try:
+            importlib.import_module(module)
+        except Exception:  # the switch that needs it reports the error
+            pass
+
+
 class _Tiled:
     """A detector adapter that scans tiles: still photos of groups have small faces."""
 
@@ -106,6 +123,7 @@ class InferenceWorker:
         self._pending = None  # a loaded classifier waiting to be swapped in
         self._generation = 0  # of model requests: only the newest one is swapped in
         self._loading: str | None = None
+        self._preloaded = False  # PRELOAD_MODULES imported (after the first model loaded)
         self._tracker = FaceTracker(enabled=smoothing)
         self._thread: threading.Thread | None = None
         self.results = 0
@@ -224,7 +242,10 @@ class InferenceWorker:
             if generation != self._generation:
                 return  # superseded by a newer request, or stopped
             self._pending = classifier
+            preload, self._preloaded = not self._preloaded, True
         self._wake.set()
+        if preload:
+            _preload_modules()
 
     def _swap_model(self) -> None:
         with self._lock:

@@ -8,6 +8,7 @@ tests call (under pytest-qt's application).
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -15,6 +16,11 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 SMOKE_SCREENSHOT_ENV = "FER_DESKTOP_SMOKE_SCREENSHOT"
 SMOKE_RESULTS_ENV = "FER_DESKTOP_SMOKE_RESULTS"
 SMOKE_TIMEOUT_ENV = "FER_DESKTOP_SMOKE_TIMEOUT"
+# A benchmark hook (bench/gui.py): append timed events as JSON lines to this file;
+# optionally switch models on a schedule and quit after a while (see _install_bench_hook).
+BENCH_EVENTS_ENV = "FER_DESKTOP_BENCH_EVENTS"
+BENCH_SWITCH_ENV = "FER_DESKTOP_BENCH_SWITCH"  # "SECONDS:model,model,...": one switch every SECONDS
+BENCH_QUIT_ENV = "FER_DESKTOP_BENCH_QUIT"  # quit this many seconds after the first result
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -100,7 +106,72 @@ def _install_smoke_hook(window, app) -> None:
     QTimer.singleShot(int(float(os.environ.get(SMOKE_TIMEOUT_ENV, "120")) * 1000), lambda: save_and_quit(3))
 
 
+def _install_bench_hook(window, app, started: float) -> None:
+    """With $FER_DESKTOP_BENCH_EVENTS set: log events with ``time.time()`` stamps, one JSON
+    object a line: ``main`` (main() entered), ``painted`` (the window's first paint),
+    ``frame`` (a new video frame painted), ``result`` (with its model), ``model`` (a model
+    now serves), ``switch`` (a switch requested by the schedule) and ``quit``."""
+    path = os.environ.get(BENCH_EVENTS_ENV)
+    if not path:
+        return
+    import json
+    import time
+
+    from PySide6.QtCore import QEvent, QObject, QTimer
+
+    log = open(path, "a", encoding="utf-8", buffering=1)
+
+    def event(kind: str, t: float | None = None, **fields) -> None:
+        log.write(json.dumps({"event": kind, "t": time.time() if t is None else t, **fields}) + "\n")
+
+    class PaintWatch(QObject):
+        painted, frames = False, 0
+
+        def eventFilter(self, obj, ev) -> bool:
+            if ev.type() == QEvent.Type.Paint:
+                if not self.painted:
+                    self.painted = True
+                    event("painted")
+                if window.frames_shown != self.frames:
+                    self.frames = window.frames_shown
+                    event("frame", n=self.frames)
+            return False
+
+    watch = PaintWatch(window)
+    window.view.installEventFilter(watch)
+    event("main", started)
+    window.session.worker_event.connect(
+        lambda e: e.kind == "model" and event("model", model=e.model))
+    schedule = os.environ.get(BENCH_SWITCH_ENV, "")
+    every, _, names = schedule.partition(":")
+    switches = [n for n in names.split(",") if n]
+
+    def switch() -> None:
+        if switches:
+            name = switches.pop(0)
+            event("switch", model=name)
+            window.set_model(name)
+            QTimer.singleShot(int(float(every) * 1000), switch)
+
+    def quit_() -> None:
+        event("quit")
+        log.flush()
+        window.close()
+        app.exit(0)
+
+    def on_result(result) -> None:
+        event("result", model=result.model, faces=len(result.faces), frame_id=result.frame_id)
+        if window.results_shown == 1:
+            if switches:
+                QTimer.singleShot(int(float(every) * 1000), switch)
+            if os.environ.get(BENCH_QUIT_ENV):
+                QTimer.singleShot(int(float(os.environ[BENCH_QUIT_ENV]) * 1000), quit_)
+
+    window.session.result_ready.connect(on_result)
+
+
 def main(argv=None) -> int:
+    started = time.time()
     args = parse_args(argv)
     use_pyside_qt_plugins()
     from PySide6.QtWidgets import QApplication
@@ -109,6 +180,7 @@ def main(argv=None) -> int:
     app.setApplicationName("FER Desktop")
     window = build_window(args)
     _install_smoke_hook(window, app)
+    _install_bench_hook(window, app, started)
     window.show()
     code = app.exec()
     window.shutdown()
