@@ -81,3 +81,12 @@ def test_import_is_light_and_core_has_no_qt():
                 "from fer_desktop import load_classifier\n"
                 "print('torch' in sys.modules, [m for m in sys.modules if m.startswith('PySide6')])") \
         == "True []"
+
+
+def test_exactly_one_opencv_distribution():
+    """mediapipe needs opencv-contrib-python; a second cv2 wheel beside it would shadow files."""
+    from importlib import metadata
+
+    names = {"opencv-python", "opencv-contrib-python", "opencv-python-headless", "opencv-contrib-python-headless"}
+    installed = sorted({d.metadata["Name"].lower() for d in metadata.distributions()} & names)
+    assert installed == ["opencv-contrib-python"]
