@@ -11,24 +11,30 @@ marked read-only), so it may cross threads without a copy.
 Video files are paced at their own frame rate and loop: the app shows a file
 like a camera that never ends (``loop=False`` ends cleanly with state
 ``ended``). A source that fails to open or stops delivering (camera busy or
-unplugged, file removed) is reported through ``on_status`` and reopened every
-``retry_interval`` seconds until it works again or the source is stopped.
+unplugged, file removed), or whose reading raises anything at all (a driver
+bug, a corrupt frame), is reported through ``on_status`` and reopened with a
+back-off (``retry_interval``, doubling up to ``max_retry_interval`` while
+nothing is delivered) until it works again or the source is stopped: the
+capture thread itself never dies of an error.
 
 No Qt here: the GUI bridges the callbacks to signals.
 """
 
+import atexit
+import logging
 import os
 import sys
-import atexit
 import threading
-import weakref
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 DEFAULT_FPS = 30.0  # for files that do not say, and for the display of cameras that do not
 MAX_CAMERA_FAILURES = 10  # consecutive failed reads before a camera counts as disconnected
@@ -66,15 +72,26 @@ def describe_source(source: "int | Path") -> str:
     return f"camera {source}" if isinstance(source, int) else Path(source).name
 
 
+# Held while a camera is being opened or probed, so that probing the cameras for
+# the Source menu never grabs the device the live source is opening.
+_camera_open_lock = threading.Lock()
+
+
 def probe_camera(index: int) -> bool:
-    """Whether camera ``index`` opens and delivers a frame (takes up to a second or two)."""
+    """Whether camera ``index`` opens and delivers a frame (takes up to a second or two); never raises."""
     if sys.platform.startswith("linux") and not os.path.exists(f"/dev/video{index}"):
         return False  # V4L2 cameras are device files: skip OpenCV's noisy failure
-    cap = cv2.VideoCapture(index)
-    try:
-        return bool(cap.isOpened() and cap.read()[0])
-    finally:
-        cap.release()
+    with _camera_open_lock:
+        cap = None
+        try:
+            cap = cv2.VideoCapture(index)
+            return bool(cap.isOpened() and cap.read()[0])
+        except Exception:
+            log.debug("probing camera %d failed", index, exc_info=True)
+            return False
+        finally:
+            if cap is not None:
+                cap.release()
 
 
 class FrameSource:
@@ -87,11 +104,18 @@ class FrameSource:
     def __init__(self, source: "int | str | os.PathLike", *, loop: bool = True,
                  on_frame: Callable[[Frame], None] | None = None,
                  on_status: Callable[[SourceStatus], None] | None = None,
-                 retry_interval: float = 1.0) -> None:
+                 retry_interval: float = 1.0, max_retry_interval: float = 8.0,
+                 after: "FrameSource | None" = None,
+                 open_capture: "Callable[[int | str], cv2.VideoCapture]" = cv2.VideoCapture) -> None:
         self.source = parse_source(source)
         self.is_camera = isinstance(self.source, int)
         self.loop = loop
         self.retry_interval = retry_interval
+        self.max_retry_interval = max(max_retry_interval, retry_interval)
+        self._open_capture = open_capture  # cv2.VideoCapture; tests wrap it to inject failures
+        # A source being replaced: this one opens only once that one has let go of its device,
+        # so switching never blocks the caller and never opens a camera still held.
+        self._after = after
         self._on_frame = on_frame
         self._on_status = on_status
         self._cond = threading.Condition()
@@ -103,6 +127,7 @@ class FrameSource:
         self.size: tuple[int, int] | None = None  # (width, height) once opened
         self.status = SourceStatus("stopped", "")
         self.frames_read = 0
+        self._delivered = 0  # frames delivered since the source was last opened
 
     @property
     def name(self) -> str:
@@ -119,7 +144,7 @@ class FrameSource:
         return self
 
     def stop(self, timeout: float = 2.0) -> bool:
-        """Ask the thread to stop, wait up to ``timeout`` s; True if it has ended."""
+        """Ask the thread to stop, wait up to ``timeout`` s (0: do not wait); True if it has ended."""
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
@@ -159,8 +184,8 @@ class FrameSource:
         if self._on_status is not None:
             try:
                 self._on_status(status)
-            except Exception:  # a broken listener must not kill capture
-                pass
+            except Exception:  # a broken listener must not kill capture, nor fail silently
+                log.exception("on_status listener of %s failed", self.name)
 
     def _publish(self, image: np.ndarray) -> None:
         image.flags.writeable = False
@@ -174,17 +199,18 @@ class FrameSource:
             try:
                 self._on_frame(frame)
             except Exception:
-                pass
+                log.exception("on_frame listener of %s failed", self.name)
 
     def _open(self) -> "cv2.VideoCapture | None":
         if self.is_camera:
-            cap = cv2.VideoCapture(self.source)
+            with _camera_open_lock:
+                cap = self._open_capture(self.source)
         else:
             path = Path(self.source)
             if not path.is_file():
                 self._set_status("error", f"video file not found: {path.name}")
                 return None
-            cap = cv2.VideoCapture(str(path))
+            cap = self._open_capture(str(path))
         if not cap.isOpened():
             cap.release()
             if self.is_camera:
@@ -198,70 +224,94 @@ class FrameSource:
         self.fps = float(fps) if fps and np.isfinite(fps) and 1.0 <= fps <= 240.0 else DEFAULT_FPS
         return cap
 
+    def retry_delay(self, attempts: int) -> float:
+        """Seconds before the next try after ``attempts`` consecutive tries that delivered nothing."""
+        return min(self.retry_interval * 2 ** max(attempts - 1, 0), self.max_retry_interval)
+
+    def _wait_for_previous(self) -> None:
+        previous, self._after = self._after, None
+        if previous is None or previous._thread is None:
+            return
+        previous.stop(timeout=0)
+        while previous._thread.is_alive() and not self._stop.is_set():
+            previous._thread.join(0.05)
+
     def _run(self) -> None:
-        cap = None
+        self._wait_for_previous()
         reconnecting = False
         looping = False
+        attempts = 0  # consecutive tries that delivered no frame: sets the back-off
         try:
             while not self._stop.is_set():
-                if cap is None:
-                    if not looping:
-                        self._set_status("opening", f"opening {self.name}…")
-                    cap = self._open()
-                    if cap is None:
-                        reconnecting = True
-                        self._stop.wait(self.retry_interval)
-                        continue
-                ended = self._play(cap, reconnecting)
-                cap.release()
-                cap = None
+                if not looping and not reconnecting:  # while retrying, the error stays on show
+                    self._set_status("opening", f"opening {self.name}…")
+                outcome, delivered = self._attempt(reconnecting)
                 looping = False
-                if self._stop.is_set():
+                if self._stop.is_set() or outcome == "stopped":
                     break
-                if ended == "ended":
+                if outcome == "ended":
                     if not self.loop:
                         self._set_status("ended", f"{self.name}: end of video")
                         break
-                    reconnecting, looping = False, True  # a loop reopens the file quietly
+                    reconnecting, looping, attempts = False, True, 0  # a loop reopens the file quietly
                     continue
-                # Lost: a camera stopped delivering, or a file broke mid-way.
+                attempts = 1 if delivered else attempts + 1
                 reconnecting = True
-                what = "disconnected" if self.is_camera else "stopped delivering frames"
-                self._set_status("error", f"{self.name} {what}; trying to reconnect")
-                self._stop.wait(self.retry_interval)
+                if outcome == "lost":  # a camera stopped delivering, or a file broke mid-way
+                    what = "disconnected" if self.is_camera else "stopped delivering frames"
+                    self._set_status("error", f"{self.name} {what}; trying to reconnect")
+                self._stop.wait(self.retry_delay(attempts))
         finally:
-            if cap is not None:
-                cap.release()
             self._set_status("stopped", f"{self.name} closed")
             with self._cond:
                 self._cond.notify_all()
+
+    def _attempt(self, reconnecting: bool) -> tuple[str, int]:
+        """Open and play once: (``stopped``/``ended``/``lost``/``unopened``/``failed``, frames delivered)."""
+        cap = None
+        self._delivered = 0
+        try:
+            cap = self._open()
+            if cap is None:
+                return "unopened", 0
+            return self._play(cap, reconnecting), self._delivered
+        except Exception as exc:  # anything from OpenCV or a driver: report, back off, retry
+            log.exception("capture from %s failed", self.name)
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            self._set_status("error", f"{self.name}: capture failed ({detail}); retrying")
+            return "failed", self._delivered
+        finally:
+            if cap is not None:
+                try:
+                    cap.release()
+                except Exception:
+                    log.exception("releasing %s failed", self.name)
 
     def _play(self, cap: "cv2.VideoCapture", reconnecting: bool) -> str:
         """Read frames until stopped (``stopped``), end of file (``ended``) or failure (``lost``)."""
         period = 1.0 / self.fps
         next_time = time.monotonic()
         failures = 0
-        delivered = 0
         while not self._stop.is_set():
             ok, image = cap.read()
             if not ok or image is None or image.size == 0:
                 if not self.is_camera:
                     # A file that ends after playing is a normal end; one that
                     # gives nothing at all was removed or broken.
-                    return "ended" if delivered else "lost"
+                    return "ended" if self._delivered else "lost"
                 failures += 1
                 if failures >= MAX_CAMERA_FAILURES:
                     return "lost"
                 self._stop.wait(0.05)
                 continue
             failures = 0
-            if delivered == 0:
+            if self._delivered == 0:
                 self.size = (image.shape[1], image.shape[0])
                 if reconnecting:
                     self._set_status("playing", f"{self.name} reconnected")
                 else:
                     self._set_status("playing", f"playing {self.name}")
-            delivered += 1
+            self._delivered += 1
             if image.ndim == 2 or image.shape[2] != 3 or image.dtype != np.uint8:
                 from fer_desktop.image_io import to_bgr8
 

@@ -7,18 +7,23 @@ smooths the faces, and publishes an ``InferenceResult`` through ``on_result``.
 It also labels single images for "Open image…" (``submit_image``).
 
 Switching model loads the new classifier in a background thread while the old
-one keeps serving; the worker swaps them between two frames. Failures (missing
-or corrupt weights, a broken frame) become ``WorkerEvent`` messages: the thread
-never dies of them.
+one keeps serving; the worker swaps them between two frames. One loader runs
+at a time and the newest request wins: requests made while it loads replace
+each other, and a load that is superseded is dropped before its warm-up.
+Failures (missing or corrupt weights, a broken frame) become ``WorkerEvent``
+messages: the thread never dies of them. An error that repeats every frame is
+reported once and then at most every two seconds with its count, and a
+``cleared`` event follows the first good frame after it.
 
 Heavy imports (mediapipe, torch) happen inside the threads, so creating a
 worker is instant and the GUI can show its window first. No Qt here.
 """
 
 import atexit
+import logging
 import threading
-import weakref
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +31,9 @@ from pathlib import Path
 import numpy as np
 
 from fer_desktop.smoothing import FaceTracker, TrackedFace
+from fer_desktop.throttle import RepeatThrottle
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -55,7 +63,8 @@ class ImageResult:
 @dataclass(frozen=True)
 class WorkerEvent:
     """``kind``: ``loading`` (a model is loading), ``model`` (a model now serves),
-    ``ready`` (face detector up), ``error`` or ``info``; ``message`` is one line."""
+    ``ready`` (face detector up), ``error``, ``cleared`` (frames are labelled again
+    after an error) or ``info``; ``message`` is one line."""
 
     kind: str
     message: str
@@ -77,7 +86,7 @@ def _preload_modules() -> None:
         try:
             importlib.import_module(module)
         except Exception:  # the switch that needs it reports the error
-            pass
+            log.debug("preloading %s failed", module, exc_info=True)
 
 
 class _Tiled:
@@ -123,6 +132,9 @@ class InferenceWorker:
         self._pending = None  # a loaded classifier waiting to be swapped in
         self._generation = 0  # of model requests: only the newest one is swapped in
         self._loading: str | None = None
+        self._requested: tuple[str, int] | None = None  # the newest request not yet taken by the loader
+        self._loader: threading.Thread | None = None  # at most one, alive while requests are waiting
+        self._frame_errors = RepeatThrottle(interval=2.0)
         self._preloaded = False  # PRELOAD_MODULES imported (after the first model loaded)
         self._tracker = FaceTracker(enabled=smoothing)
         self._thread: threading.Thread | None = None
@@ -141,18 +153,25 @@ class InferenceWorker:
         return self
 
     def stop(self, timeout: float = 2.0) -> bool:
-        """Stop cooperatively; True if the thread ended within ``timeout`` s.
+        """Stop cooperatively; True if the worker and its loader ended within ``timeout`` s.
 
-        A model still loading finishes in its own daemon thread and is discarded.
+        A model still loading is abandoned at its next check (before its warm-up).
         """
+        deadline = time.monotonic() + timeout
         self._stop.set()
         self._wake.set()
         with self._lock:
             self._generation += 1
-        if self._thread is None:
-            return True
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
+            self._requested = None
+            loader = self._loader
+        ok = True
+        if self._thread is not None:
+            self._thread.join(timeout)
+            ok = not self._thread.is_alive()
+        if loader is not None:
+            loader.join(max(0.0, deadline - time.monotonic()))
+            ok = ok and not loader.is_alive()
+        return ok
 
     @property
     def running(self) -> bool:
@@ -188,23 +207,41 @@ class InferenceWorker:
         self._wake.set()
 
     def request_model(self, name: str) -> None:
-        """Load ``name`` in the background; the current model serves until it is ready."""
+        """Load ``name`` in the background; the current model serves until it is ready.
+
+        Requests made while another model loads replace each other: only the newest is loaded next.
+        """
         with self._lock:
+            if self._stop.is_set():
+                return
             self._generation += 1
-            generation = self._generation
+            self._requested = (name, self._generation)
             self._loading = name
+            loader = None
+            if self._loader is None:
+                loader = self._loader = threading.Thread(target=self._load_requests, name="model loader",
+                                                         daemon=True)
         self._emit(WorkerEvent("loading", f"loading {name}…", model=name))
-        threading.Thread(target=self._load, args=(name, generation), name=f"load {name}",
-                         daemon=True).start()
+        if loader is not None:
+            loader.start()
 
     # --- threads -----------------------------------------------------------------
 
     def _emit(self, event: WorkerEvent) -> None:
+        if event.kind == "error":
+            log.warning("%s", event.message)
         if self._on_event is not None:
             try:
                 self._on_event(event)
+            except Exception:  # a broken listener must not stop inference, nor fail silently
+                log.exception("on_event listener failed")
+
+    def _notify(self, callback, value, what: str) -> None:
+        if callback is not None:
+            try:
+                callback(value)
             except Exception:
-                pass
+                log.exception("%s listener failed", what)
 
     def _device(self):
         from fer_desktop.classifier import select_device
@@ -223,12 +260,28 @@ class InferenceWorker:
             self.device_preference = "cpu"
             return select_device("cpu")
 
+    def _load_requests(self) -> None:
+        """The loader thread: load the newest request until none is waiting."""
+        while True:
+            with self._lock:
+                request, self._requested = self._requested, None
+                if request is None or self._stop.is_set():
+                    self._loader = None
+                    return
+            self._load(*request)
+
+    def _superseded(self, generation: int) -> bool:
+        with self._lock:
+            return generation != self._generation
+
     def _load(self, name: str, generation: int) -> None:
         try:
             from fer_desktop.classifier import load_classifier
 
             device = self._device()
             classifier = load_classifier(name, device=str(device), weights_dir=self.weights_dir)
+            if self._superseded(generation):
+                return  # a newer request or stop came while reading: skip the warm-up
             classifier.predict(np.zeros((1, 48, 48), np.uint8))  # warm-up: the first call is slow
         except Exception as exc:  # WeightsError names the file; anything else in one line
             with self._lock:
@@ -244,8 +297,8 @@ class InferenceWorker:
             self._pending = classifier
             preload, self._preloaded = not self._preloaded, True
         self._wake.set()
-        if preload:
-            _preload_modules()
+        if preload:  # imports only: not joined by stop(), so in a thread of its own
+            threading.Thread(target=_preload_modules, name="preload model code", daemon=True).start()
 
     def _swap_model(self) -> None:
         with self._lock:
@@ -310,11 +363,7 @@ class InferenceWorker:
                     faces=self._tracker.update(result.faces, now), model=clf.name,
                     device=clf.device.type, timings_ms=result.timings_ms,
                     latency_ms=(now - frame.timestamp) * 1e3, fps=fps)
-                if self._on_result is not None:
-                    try:
-                        self._on_result(out)
-                    except Exception:
-                        pass
+                self._notify(self._on_result, out, "on_result")
         finally:
             if detector is not None:
                 detector.close()
@@ -326,8 +375,14 @@ class InferenceWorker:
         try:
             result = FramePipeline(detector, self._classifier)(frame.image)
         except Exception as exc:
-            self._emit(WorkerEvent("error", f"frame {frame.id}: {_one_line(exc)}"))
+            log.debug("frame %d failed", frame.id, exc_info=True)
+            message = self._frame_errors(f"cannot label frames: {_one_line(exc)}")
+            if message is not None:
+                self._emit(WorkerEvent("error", message))
             return None
+        if self._frame_errors.active:
+            self._frame_errors.reset()
+            self._emit(WorkerEvent("cleared", "frames are labelled again"))
         result.timings_ms["total"] = (time.perf_counter() - t0) * 1e3
         return result
 
@@ -352,11 +407,7 @@ class InferenceWorker:
                 result = ImageResult(path, error=str(exc))
             except Exception as exc:
                 result = ImageResult(path, error=f"{name}: {_one_line(exc)}")
-        if self._on_image is not None:
-            try:
-                self._on_image(result)
-            except Exception:
-                pass
+        self._notify(self._on_image, result, "on_image")
 
 
 # Threads still running at interpreter exit would be cut off inside OpenCV,

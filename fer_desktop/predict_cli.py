@@ -14,14 +14,16 @@ Output: a table on stdout by default; ``--json`` prints one JSON list (one recor
 per file); ``--csv FILE`` writes ``path,frame,face,x,y,w,h,score,label,confidence``
 and the seven probabilities (frame 0 for images; an empty score marks a
 whole-image row). A file that cannot be read gets one line on stderr and the
-others are still processed; the exit status is then 1. Missing or bad weights:
-one line, exit status 2. Set FER_DESKTOP_DEBUG=1 to see library logs and tracebacks.
+others are still processed. Every problem is one line on stderr, and the exit
+status says which kind it was (``EXIT_CODES``). ``--verbose`` adds the
+traceback of an unexpected error and the library logs (as does FER_DESKTOP_DEBUG=1).
 """
 
 import argparse
 import contextlib
 import csv
 import json
+import logging
 import os
 import queue
 import sys
@@ -33,18 +35,33 @@ from fer_desktop.models.registry import list_models
 
 BATCH_FRAMES = 16  # video frames whose faces share one forward pass
 CSV_HEADER = ["path", "frame", "face", "x", "y", "w", "h", "score", "label", "confidence", *EMOTIONS]
-EXIT_BAD_FILE, EXIT_SETUP = 1, 2
+EXIT_OK, EXIT_BAD_FILE, EXIT_WEIGHTS, EXIT_USAGE, EXIT_UNEXPECTED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+EXIT_CODES = {
+    EXIT_OK: "every file was processed",
+    EXIT_BAD_FILE: "some files could not be read (the others were processed)",
+    EXIT_WEIGHTS: "no usable weights or model: missing, damaged, or not loadable on the device",
+    EXIT_USAGE: "usage: a bad option, or an output file or folder that cannot be written",
+    EXIT_UNEXPECTED: "an unexpected error (a bug: --verbose shows the traceback)",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
+}
 
 
 class InputError(Exception):
     """A file that cannot be processed; the message is one line for the user."""
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse exits 2, which fer-predict keeps for weights problems
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
+    ap = _Parser(
         prog="fer-predict",
         description="Facial emotions (FER-2013's seven) of every face in images and videos.",
-        epilog="Exit status: 0 all files done, 1 some file could not be read, 2 no usable weights.")
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="exit status:\n" + "\n".join(f"  {code:<4d}{meaning}" for code, meaning in EXIT_CODES.items()))
     ap.add_argument("paths", nargs="+", metavar="PATH", help="image or video files")
     ap.add_argument("--model", default=None, choices=list_models(),
                     help="default: of the models with weights, the most accurate")
@@ -58,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "of the frame (detection becomes some 20 times slower); images always are")
     ap.add_argument("--weights-dir", metavar="DIR", help="folder with <model>.safetensors and .json")
     ap.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, mps")
+    ap.add_argument("-v", "--verbose", action="store_true",
+                    help="log what happens, library messages included; tracebacks of unexpected errors")
     return ap
 
 
@@ -327,12 +346,12 @@ def _prefetch(cap, depth: int = 8):
 # ---------------------------------------------------------------- main
 
 @contextlib.contextmanager
-def _quiet_native_stderr():
+def _quiet_native_stderr(verbose: bool = False):
     """Silence the C++ logs of MediaPipe/LiteRT and OpenCV (they write to fd 2 directly).
 
     fer-predict's own messages still reach the terminal through a duplicate of stderr.
     """
-    if os.environ.get("FER_DESKTOP_DEBUG"):
+    if os.environ.get("FER_DESKTOP_DEBUG") or verbose:
         yield
         return
     try:
@@ -370,17 +389,22 @@ def _error(message: str) -> None:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    verbose = args.verbose or bool(os.environ.get("FER_DESKTOP_DEBUG"))
+    if verbose:
+        logging.basicConfig(level=logging.INFO, format="%(name)s: %(levelname)s: %(message)s")
     try:
-        with _quiet_native_stderr():
+        with _quiet_native_stderr(verbose):
             return _run(args)
     except KeyboardInterrupt:
         _error("interrupted")
-        return 130
-    except Exception as exc:  # never a traceback at the user
-        if os.environ.get("FER_DESKTOP_DEBUG"):
-            raise
-        _error(f"unexpected error: {type(exc).__name__}: {exc}")
-        return EXIT_SETUP
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # never a traceback at the user, unless asked for
+        if verbose:
+            import traceback
+
+            traceback.print_exc()
+        _error(f"unexpected error: {type(exc).__name__}: {exc} (--verbose shows where)")
+        return EXIT_UNEXPECTED
 
 
 def _run(args) -> int:
@@ -399,20 +423,27 @@ def _run(args) -> int:
             annotate_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             _error(f"{annotate_dir}: cannot create the folder ({exc.strerror or exc})")
-            return EXIT_SETUP
+            return EXIT_USAGE
     if args.model is None:
         args.model = default_model(args.weights_dir)
         if args.model is None:
             _error(f"no trained weights found; train a model with: {train_command('baseline_cnn')}")
-            return EXIT_SETUP
+            return EXIT_WEIGHTS
+    try:
+        import torch
+
+        torch.device(args.device if args.device != "auto" else "cpu")
+    except RuntimeError as exc:
+        _error(f"--device {args.device}: not a device name ({exc}); use auto, cpu, cuda, cuda:1 or mps")
+        return EXIT_USAGE
     try:
         classifier = load_classifier(args.model, device=args.device, weights_dir=args.weights_dir)
     except WeightsError as exc:
         _error(exc)
-        return EXIT_SETUP
-    except (ValueError, RuntimeError) as exc:  # bad --device, unknown model
+        return EXIT_WEIGHTS
+    except (ValueError, RuntimeError) as exc:  # CUDA asked for but absent, a model the device cannot hold
         _error(f"cannot load {args.model} on {args.device}: {exc}")
-        return EXIT_SETUP
+        return EXIT_WEIGHTS
 
     from fer_desktop.detection import FaceDetector
 
@@ -420,7 +451,7 @@ def _run(args) -> int:
         sink = (CsvSink(args.csv) if args.csv else JsonSink(sys.stdout) if args.json else TableSink(sys.stdout))
     except InputError as exc:
         _error(exc)
-        return EXIT_SETUP
+        return EXIT_USAGE
     status = 0
     with FaceDetector() as detector:
         predictor = Predictor(detector, classifier, annotate_dir, tiled_video=args.tiled)

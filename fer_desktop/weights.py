@@ -26,7 +26,8 @@ class WeightsNotFoundError(WeightsError):
 
 
 def train_command(name: str) -> str:
-    return f"python -m training.train --model {name} --data fer2013.npz --export weights/"
+    """The command that makes the shipped weights of ``name`` (the ``best`` recipe)."""
+    return f"python -m training.train --model {name} --recipe best --data fer2013.npz --export weights/"
 
 
 def weights_dirs(weights_dir: str | os.PathLike | None = None) -> list[Path]:

@@ -145,3 +145,116 @@ def test_lost_source_reconnects(tmp_path, face_video):
         assert wait_for(lambda: len(rec.frames) > count)
     finally:
         assert src.stop(timeout=2.0)
+
+
+class FailingCapture:
+    """A real ``cv2.VideoCapture`` whose ``read`` raises after ``good`` frames, as a broken driver would."""
+
+    def __init__(self, source, good: int):
+        import cv2
+
+        self._cap = cv2.VideoCapture(source)
+        self._left = good
+
+    def __getattr__(self, name):
+        return getattr(self._cap, name)
+
+    def read(self):
+        if self._left <= 0:
+            raise RuntimeError("driver exploded\nsecond line of the driver's message")
+        self._left -= 1
+        return self._cap.read()
+
+
+def test_an_exception_while_reading_is_shown_and_capture_recovers(face_video):
+    """Old code: the exception ended the thread for good (state 'stopped', no frames, no message)."""
+    opens = []
+
+    def open_capture(source):
+        opens.append(source)
+        return FailingCapture(source, good=3 if len(opens) <= 2 else 10_000)  # two bad opens, then healthy
+
+    rec = Recorder()
+    src = FrameSource(face_video, on_frame=rec.frame, on_status=rec.status, retry_interval=0.05,
+                      open_capture=open_capture).start()
+    try:
+        assert wait_for(lambda: len(rec.frames) >= 12)  # frames after the second failure: it recovered
+        errors = [s for s in rec.statuses if s.state == "error"]
+        assert errors and "capture failed (driver exploded)" in errors[0].message
+        assert "\n" not in errors[0].message
+        assert src.running and "stopped" not in rec.states()
+        assert any("reconnected" in s.message for s in rec.statuses)
+    finally:
+        assert src.stop(timeout=2.0)
+    assert rec.states()[-1] == "stopped"
+
+
+def test_an_exception_while_opening_backs_off_and_keeps_trying(face_video):
+    opens = []
+
+    def open_capture(source):
+        opens.append(time.monotonic())
+        raise OSError("no such device")
+
+    rec = Recorder()
+    src = FrameSource(0, on_status=rec.status, retry_interval=0.05, max_retry_interval=0.2,
+                      open_capture=open_capture).start()
+    try:
+        assert wait_for(lambda: len(opens) >= 6)
+        assert src.running and "capture failed (no such device)" in rec.statuses[-1].message
+        gaps = np.diff(opens)
+        assert gaps[3] > gaps[0] * 1.5  # backing off, not hammering the device
+        assert [src.retry_delay(n) for n in (1, 2, 3, 4, 9)] == [0.05, 0.1, 0.2, 0.2, 0.2]
+    finally:
+        assert src.stop(timeout=2.0)
+
+
+def test_a_listener_that_raises_is_logged_not_swallowed(face_video, caplog):
+    def broken(frame):
+        raise ValueError("listener bug")
+
+    src = FrameSource(face_video, on_frame=broken).start()
+    try:
+        assert wait_for(lambda: src.frames_read >= 3)
+        assert src.running  # capture goes on
+    finally:
+        src.stop()
+    assert any("listener" in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+class SlowReleaseCapture:
+    """A real capture that takes ``delay`` s to let go of its device, as some camera drivers do."""
+
+    def __init__(self, source, log, delay=0.0):
+        import cv2
+
+        self._cap, self._log, self._delay = cv2.VideoCapture(source), log, delay
+        log.append(("open", time.monotonic()))
+
+    def __getattr__(self, name):
+        return getattr(self._cap, name)
+
+    def release(self):
+        time.sleep(self._delay)
+        self._cap.release()
+        self._log.append(("released", time.monotonic()))
+
+
+def test_switching_source_neither_blocks_nor_opens_a_device_still_held(face_video):
+    events = []
+    old = FrameSource(face_video, open_capture=lambda s: SlowReleaseCapture(s, events, delay=0.6)).start()
+    assert wait_for(lambda: old.frames_read >= 2)
+    t0 = time.monotonic()
+    assert old.stop(timeout=0) is False  # asked to stop; still releasing
+    new = FrameSource(face_video, after=old, open_capture=lambda s: SlowReleaseCapture(s, events)).start()
+    assert time.monotonic() - t0 < 0.2  # the caller (the GUI thread) never waits for the old device
+    try:
+        assert wait_for(lambda: new.frames_read >= 2)
+        kinds = [k for k, _ in events]
+        assert kinds[:3] == ["open", "released", "open"], kinds  # the old one let go before the new opened
+    finally:
+        assert new.stop(timeout=2.0)
+
+
+def test_probing_an_absent_camera_never_raises():
+    assert probe_camera(9) is False

@@ -149,3 +149,63 @@ def test_smoothing_toggle(running):
     face = rec.results[-1].faces[0]
     assert (face.probs == face.raw_probs).all()
     assert worker.smoothing is False
+
+
+def test_ten_rapid_switches_load_one_at_a_time_and_only_the_last_serves(running):
+    import gc
+
+    from fer_desktop.classifier import Classifier
+
+    rec, source, worker = running
+    assert wait_for(lambda: worker.model_name == "baseline_cnn")
+    names = ["resnet50", "attention_cnn", "resnet50_cbam", "baseline_cnn"] * 2 + ["resnet50", "attention_cnn"]
+    before = set(threading.enumerate())
+    loaders = []
+    for name in names:  # as fast as a scroll wheel over the combo
+        worker.request_model(name)
+        loaders.append(len(set(threading.enumerate()) - before))
+    n_model_events = len(rec.kinds("model"))
+    assert max(loaders) <= 1  # old code: one loader thread per request, all building at once
+    assert wait_for(lambda: worker.model_name == "attention_cnn" and worker.loading is None)
+    served = [e.model for e in rec.kinds("model")]
+    # Only the first request (taken before the others came) and the last may have been swapped in.
+    assert served[-1] == "attention_cnn" and len(served) - 1 <= 2, served
+    n = len(rec.results)
+    assert wait_for(lambda: len(rec.results) >= n + 2) and rec.results[-1].model == "attention_cnn"
+    assert n_model_events <= len(rec.kinds("model"))
+    assert not rec.kinds("error") and worker.running
+    gc.collect()
+    assert sum(type(o) is Classifier for o in gc.get_objects()) <= 2  # superseded models are freed
+
+
+def test_stop_waits_for_a_loading_model(tiny_weights_dir):
+    before = set(threading.enumerate())
+    worker = InferenceWorker(device="cpu", weights_dir=tiny_weights_dir).start()
+    worker.request_model("resnet50_cbam")
+    assert worker.stop(timeout=5.0)
+    assert not set(threading.enumerate()) - before  # old code left the loader running torch
+
+
+class BrokenClassifier:
+    """A classifier whose forward pass fails, as a corrupt model or a driver fault would."""
+
+    def __init__(self, real):
+        self.real = real
+        self.name, self.device, self.title = real.name, real.device, real.title
+
+    def predict(self, faces):
+        raise RuntimeError("forward pass failed")
+
+
+def test_an_error_on_every_frame_is_reported_counted_and_cleared(running):
+    rec, source, worker = running
+    assert wait_for(lambda: len(rec.results) >= 1)
+    real = worker._classifier
+    worker._classifier = BrokenClassifier(real)
+    time.sleep(3.0)  # about 45 failing frames at 15 fps
+    errors = [e.message for e in rec.kinds("error")]
+    worker._classifier = real
+    assert errors[0] == "cannot label frames: forward pass failed"
+    assert 2 <= len(errors) <= 3 and "(x" in errors[-1], errors  # old code: one event per frame
+    assert wait_for(lambda: rec.kinds("cleared"))
+    assert worker.running

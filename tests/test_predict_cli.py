@@ -116,7 +116,7 @@ def test_missing_weights_exit_2(files, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("fer_desktop.weights._PACKAGE_DIR", tmp_path / "pkg" / "fer_desktop")
     assert main([str(files / "face.jpg"), "--model", "resnet50", "--weights-dir", str(tmp_path)]) == 2
     (line,) = _one_line_each(capsys.readouterr().err, 1)
-    assert "python -m training.train --model resnet50" in line
+    assert "python -m training.train --model resnet50 --recipe best" in line
 
 
 def test_corrupt_weights_exit_2(files, cnn_weights_dir, tmp_path, capsys):
@@ -143,3 +143,81 @@ def test_subprocess_console_entry(files, face_video, cnn_weights_dir, tmp_path):
         rows = list(csv.DictReader(f))
     assert len(rows) == 1 + 45 and rows[0]["frame"] == "0" and rows[0]["face"] == "0"
     assert "PySide6" not in proc.stderr
+
+
+def _no_shipped_weights(monkeypatch, tmp_path):
+    """Hide the checkout's and the package's weights/ so that only what a test passes is found."""
+    monkeypatch.delenv("FER_DESKTOP_WEIGHTS", raising=False)
+    monkeypatch.setattr("fer_desktop.weights._PACKAGE_DIR", tmp_path / "pkg" / "fer_desktop")
+
+
+def test_no_default_model_exit_2(files, tmp_path, capsys, monkeypatch):
+    _no_shipped_weights(monkeypatch, tmp_path)
+    assert main([str(files / "face.jpg"), "--weights-dir", str(tmp_path)]) == 2
+    (line,) = _one_line_each(capsys.readouterr().err, 1)
+    assert "no trained weights found" in line and "--recipe best" in line
+
+
+@pytest.mark.parametrize("argv", [["--no-such-option"], ["--model", "vgg16"], []])
+def test_usage_errors_exit_3(files, argv, capsys):
+    paths = [str(files / "face.jpg")] if argv else []
+    with pytest.raises(SystemExit) as exit_info:
+        main(paths + argv)
+    assert exit_info.value.code == 3  # argparse's own 2 would read as a weights problem
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_unwritable_outputs_and_bad_device_names_exit_3(files, cnn_weights_dir, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where a folder should be")
+    assert _cli(files / "face.jpg", "--csv", blocker / "rows.csv", weights=cnn_weights_dir) == 3
+    assert "rows.csv" in _one_line_each(capsys.readouterr().err, 1)[0]
+    assert _cli(files / "face.jpg", "--annotate", blocker / "out", weights=cnn_weights_dir) == 3
+    assert "cannot create the folder" in _one_line_each(capsys.readouterr().err, 1)[0]
+    assert _cli(files / "face.jpg", "--device", "gpu0", weights=cnn_weights_dir) == 3
+    assert "--device gpu0" in _one_line_each(capsys.readouterr().err, 1)[0]
+
+
+def test_cuda_asked_for_without_cuda_exit_2(files, cnn_weights_dir, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert _cli(files / "face.jpg", "--device", "cuda", weights=cnn_weights_dir) == 2
+    assert "CUDA" in _one_line_each(capsys.readouterr().err, 1)[0]
+
+
+def test_unexpected_error_exit_4_with_the_traceback_behind_verbose(files, cnn_weights_dir, capsys, monkeypatch):
+    from fer_desktop import predict_cli
+
+    def bug(self, path, sink):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(predict_cli.Predictor, "image", bug)
+    assert _cli(files / "face.jpg", weights=cnn_weights_dir) == 4
+    (line,) = _one_line_each(capsys.readouterr().err, 1)
+    assert "unexpected error: ZeroDivisionError: a bug" in line and "--verbose" in line
+    assert _cli(files / "face.jpg", "--verbose", weights=cnn_weights_dir) == 4
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "ZeroDivisionError" in err
+
+
+def test_ctrl_c_exit_130(tmp_path, cnn_weights_dir):
+    import signal
+    import time
+
+    from conftest import write_video
+
+    long_video = write_video(tmp_path / "long.mp4", frames=900, fps=30)
+    out = tmp_path / "rows.csv"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fer_desktop.predict_cli", str(long_video), "--model", "baseline_cnn",
+         "--weights-dir", str(cnn_weights_dir), "--csv", str(out)],
+        stderr=subprocess.PIPE, text=True, env={**os.environ, "FER_DESKTOP_DEBUG": ""})
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not out.exists() or out.stat().st_size < 2000):
+        time.sleep(0.1)  # wait until it is busy writing rows
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert _one_line_each(err, 1)[0] == "fer-predict: interrupted"

@@ -128,7 +128,7 @@ def test_missing_weights_name_the_train_command(tmp_path, monkeypatch):
     with pytest.raises(WeightsNotFoundError) as info:
         load_classifier("resnet50", device="cpu", weights_dir=tmp_path)
     message = str(info.value)
-    assert "python -m training.train --model resnet50" in message and "\n" not in message
+    assert "python -m training.train --model resnet50 --recipe best" in message and "\n" not in message
     assert isinstance(info.value, WeightsError)
 
 

@@ -21,16 +21,23 @@ class Feed:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     device: torch.device
+    bf16: bool = False  # autocast to bf16 (no loss scaling needed): see fer_desktop.precision
+    # oneDNN (CPU) and cuDNN run convolutions fastest channels-last: +19 % img/s for
+    # baseline_cnn training on a 2-core AMD EPYC (training/benchmark_results.json).
+    channels_last: bool = True
 
     def inputs(self, faces: torch.Tensor) -> torch.Tensor:
-        x = faces_to_tensor(faces, self.input_size, self.mean, self.std, device=self.device)
-        if self.device.type == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x
+        return self.layout(faces_to_tensor(faces, self.input_size, self.mean, self.std, device=self.device))
+
+    def layout(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    @property
+    def precision(self) -> str:
+        return "bf16-autocast" if self.bf16 else "fp32"
 
     def autocast(self):
-        # bf16 needs no loss scaling; on the CPU we stay in fp32 for exact reproducibility.
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda")
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
 
 @dataclass
@@ -72,8 +79,7 @@ def train_one_epoch(model, faces: torch.Tensor, labels: torch.Tensor, recipe: Re
         y = labels[idx]
         x = augment(feed.inputs(faces[idx]), recipe.augment, aug_gen, feed.mean, feed.std)
         x, target = mixup(x, y, recipe.mixup_alpha, len(EMOTIONS), aug_gen)
-        if feed.device.type == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last)  # grid_sample returns the default layout
+        x = feed.layout(x)  # grid_sample returns the default layout
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step)
         with feed.autocast():

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from fer_desktop.models import create_model, get_spec, list_models
+from fer_desktop.precision import autocast_bf16, cpu_name
 from fer_desktop.weights import save_weights
 from training.checkpoint import CHECKPOINT_NAME, cpu_state_dict, load_checkpoint, save_checkpoint
 from training.data import FaceSplits, limit_splits, load_dataset
@@ -73,7 +74,7 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
 def describe_device(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda: {torch.cuda.get_device_name(device)}"
-    return f"{device.type}: {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
+    return f"{device.type}: {cpu_name()} ({torch.get_num_threads()} threads)"
 
 
 def build_optimizer(model: torch.nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
@@ -130,12 +131,14 @@ def train(run: RunConfig, recipe: Recipe, data: FaceSplits | None = None) -> dic
     if run.limit:
         data = limit_splits(data, run.limit, run.seed)
     spec = get_spec(run.model)
-    feed = Feed(recipe.input_size, spec.mean, spec.std, device)
+    # Deterministic runs stay in fp32; bf16 only where the device runs it natively.
+    feed = Feed(recipe.input_size, spec.mean, spec.std, device,
+                bf16=autocast_bf16(device) and not run.deterministic)
 
     model = create_model(run.model, **recipe.architecture)
     init = initialise(model, recipe)
     model.to(device)
-    if device.type == "cuda":
+    if feed.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model, recipe)
     data_gen = torch.Generator().manual_seed(run.seed)
@@ -162,7 +165,7 @@ def train(run: RunConfig, recipe: Recipe, data: FaceSplits | None = None) -> dic
 
     config = {"run": dataclasses.asdict(run), "recipe": recipe.to_dict(), "init": init,
               "data": {"source": Path(run.data).name, "sizes": data.sizes()}, "device": describe_device(device),
-              "torch": torch.__version__}
+              "precision": feed.precision, "torch": torch.__version__}
     _write_json(out / "config.json", config)
     forward_model = torch.compile(model) if run.compile else model
 
@@ -225,11 +228,11 @@ def train(run: RunConfig, recipe: Recipe, data: FaceSplits | None = None) -> dic
         if run.stop_after is not None and epochs_this_run >= run.stop_after \
                 and state["epoch"] < state["epochs_planned"]:
             return {"stopped_after_epoch": state["epoch"]}
-    return finalise(run, recipe, model, data, state, init, device, out)
+    return finalise(run, recipe, model, data, state, init, device, out, feed.precision)
 
 
 def finalise(run: RunConfig, recipe: Recipe, model, data: FaceSplits, state: dict, init: str,
-             device: torch.device, out: Path) -> dict:
+             device: torch.device, out: Path, precision: str = "fp32") -> dict:
     """Write the weights and card, then measure them through the app's classifier."""
     from training.evaluate import evaluate_weights, headline
     from training.reports import plot_confusion_matrix, plot_learning_curves, plot_sample_predictions
@@ -254,6 +257,8 @@ def finalise(run: RunConfig, recipe: Recipe, model, data: FaceSplits, state: dic
         "data": {"source": Path(run.data).name, "sizes": data.sizes(), "limit": run.limit},
         "training_time_s": round(state["training_time_s"], 1),
         "device": describe_device(device),
+        "cpu": cpu_name() if device.type == "cpu" else None,
+        "precision": precision,
         "torch": torch.__version__,
     }
     weights_path = save_weights(model, card, out / f"{run.model}.safetensors")

@@ -338,8 +338,11 @@ class MainWindow(QMainWindow):
         busy = self._source_spec if isinstance(self._source_spec, int) else None
 
         def probe() -> None:
-            found = {i: probe_camera(i) for i in CAMERA_INDICES if i != busy}
-            self._cameras_probed.emit(found)
+            found = {}
+            try:  # probe_camera never raises; the finally still guarantees the menu leaves "probing"
+                found = {i: probe_camera(i) for i in CAMERA_INDICES if i != busy}
+            finally:
+                self._cameras_probed.emit(found)
         threading.Thread(target=probe, name="probe cameras", daemon=True).start()
 
     @Slot(dict)
@@ -486,6 +489,8 @@ class MainWindow(QMainWindow):
             self.banner.show_message(event.message, origin=origin)
             if event.model and self._current_model:
                 self._set_combo_model(self._current_model)  # the old model still serves
+        elif event.kind == "cleared":
+            self.banner.clear_message("worker")
         elif event.kind == "info":
             self.banner.show_message(event.message, level="info", origin="worker")
 
@@ -512,7 +517,7 @@ class MainWindow(QMainWindow):
             return
         self.last_image_result = result
         self._mode = "image"
-        self.session.close_source()  # release the camera while a photo is shown
+        self.session.close_source(timeout=0)  # release the camera while a photo is shown
         self.live_action.setVisible(True)
         self._selected = None
         self.view.set_frame(result.image)

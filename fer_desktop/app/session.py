@@ -55,6 +55,7 @@ class LiveSession(QObject):
         self.source: FrameSource | None = None
         self.worker: InferenceWorker | None = None
         self._source_spec = None
+        self._retired: FrameSource | None = None  # the last closed source, perhaps still releasing
         self._pending_images: list = []  # opened before the worker started
         self._frames = _Mailbox(self._frame_posted.emit)
         self._results = _Mailbox(self._result_posted.emit)
@@ -97,10 +98,14 @@ class LiveSession(QObject):
         return self._source_spec
 
     def set_source(self, spec) -> None:
-        """Switch to camera index / video path ``spec`` (the old source is closed first)."""
-        self.close_source()
+        """Switch to camera index / video path ``spec`` without waiting on the GUI thread.
+
+        The old source is told to stop; the new one opens in its own thread once
+        the old one has released its device.
+        """
+        self.close_source(timeout=0)
         self._source_spec = spec
-        source = FrameSource(spec, on_frame=self._frames.post,
+        source = FrameSource(spec, on_frame=self._frames.post, after=self._retired,
                              on_status=lambda status: self._status_posted.emit(source, status))
         self.source = source
         if self.worker is not None:
@@ -115,6 +120,7 @@ class LiveSession(QObject):
         self._frames.take()
         if source is None:
             return True
+        self._retired = source  # the next source opens once this one has let go
         return source.stop(timeout)
 
     def resume(self) -> None:
@@ -127,6 +133,8 @@ class LiveSession(QObject):
 
         deadline = time.monotonic() + timeout
         ok = self.close_source(timeout)
+        if self._retired is not None:
+            ok = self._retired.stop(max(0.0, deadline - time.monotonic())) and ok
         worker, self.worker = self.worker, None
         if worker is not None:
             ok = worker.stop(max(0.05, deadline - time.monotonic())) and ok

@@ -1,0 +1,95 @@
+"""Fast CPU training: layout and precision decided from the device, recorded in the card; training learns."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from fer_desktop.classifier import load_classifier
+from fer_desktop.emotions import EMOTIONS
+from fer_desktop.precision import autocast_bf16, cpu_runs_bf16_natively
+from training.engine import Feed
+from training.recipes import resolve_recipe
+from training.train import RunConfig, train
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def stripes_npz(path, per_class_train: int, seed: int = 0):
+    """Faces whose class sets a stripe direction: easy to separate, hard to memorise by pixel."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:48, :48]
+    n_val = n_test = 2 * len(EMOTIONS)
+    labels = np.arange(per_class_train * len(EMOTIONS) + n_val + n_test) % len(EMOTIONS)
+    angles = labels * np.pi / len(EMOTIONS) + rng.normal(0, 0.03, len(labels))
+    pixels = np.stack([(127 + 90 * np.sin((xx * np.cos(a) + yy * np.sin(a)) / 2.5 + rng.uniform(0, 6))
+                        + rng.normal(0, 20, (48, 48))).clip(0, 255).astype(np.uint8) for a in angles])
+    n_train = per_class_train * len(EMOTIONS)
+    split = np.array(["train"] * n_train + ["val"] * n_val + ["test"] * n_test)
+    np.savez(path, pixels=pixels, labels=labels, split=split)
+    return path
+
+
+def test_bf16_only_where_the_cpu_runs_it_natively():
+    assert autocast_bf16(torch.device("cpu")) == cpu_runs_bf16_natively()
+    feed = Feed(48, (0.0,) * 3, (1.0,) * 3, torch.device("cpu"))
+    assert feed.precision == "fp32" and not feed.bf16
+    x = feed.inputs(torch.zeros(2, 48, 48, dtype=torch.uint8))
+    assert x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    plain = Feed(48, (0.0,) * 3, (1.0,) * 3, torch.device("cpu"), channels_last=False)
+    assert plain.inputs(torch.zeros(2, 48, 48, dtype=torch.uint8)).is_contiguous()
+
+
+def test_training_learns_and_the_card_records_precision_and_cpu(tmp_path):
+    """A separable set must be learnt: this fails if gradients, labels or augmentation are broken."""
+    data = stripes_npz(tmp_path / "stripes.npz", per_class_train=24)
+    recipe = resolve_recipe("baseline_cnn", "best", overrides={
+        "input_size": 32, "epochs": 6, "batch_size": 24, "lr": 0.05, "augment.erase_p": 0.0,
+        "architecture.widths": [16, 32, 32]})
+    run = RunConfig(model="baseline_cnn", data=str(data), out=str(tmp_path / "run"), device="cpu",
+                    progress=False)
+    metrics = train(run, recipe)
+    history = metrics["history"]
+    assert history[-1]["train_loss"] < 0.6 * history[0]["train_loss"]
+    assert metrics["test_accuracy"] >= 0.85, metrics["test_accuracy"]
+    card = json.loads((tmp_path / "run" / "baseline_cnn.json").read_text())
+    assert card["precision"] == ("bf16-autocast" if cpu_runs_bf16_natively() else "fp32")
+    assert card["cpu"] and card["architecture"]["widths"] == [16, 32, 32]
+    clf = load_classifier(weights_path=tmp_path / "run" / "baseline_cnn.safetensors", device="cpu")
+    assert clf.card["architecture"]["widths"] == [16, 32, 32]
+
+
+def test_deterministic_runs_stay_in_fp32(tmp_path):
+    data = stripes_npz(tmp_path / "s.npz", per_class_train=4)
+    recipe = resolve_recipe("baseline_cnn", "best", overrides={"input_size": 32, "epochs": 1, "batch_size": 14,
+                                                               "architecture.widths": [8, 8, 8]})
+    run = RunConfig(model="baseline_cnn", data=str(data), out=str(tmp_path / "run"), device="cpu",
+                    progress=False, deterministic=True)
+    train(run, recipe)
+    assert json.loads((tmp_path / "run" / "baseline_cnn.json").read_text())["precision"] == "fp32"
+
+
+def test_cnn_best_recipe_is_the_cpu_sized_one():
+    recipe = resolve_recipe("attention_cnn", "best")
+    assert recipe.input_size == 48 and recipe.architecture["widths"] == [32, 64, 128]
+    assert recipe.mixup_alpha == 0 and recipe.tta == "hflip"
+
+
+def test_benchmark_times_each_layout_and_names_the_cpu(tmp_path):
+    from training.benchmark import main
+
+    out = tmp_path / "bench.json"
+    assert main(["--models", "baseline_cnn", "--steps", "1", "--batch-size", "4", "--out", str(out)]) == 0
+    results = json.loads(out.read_text())
+    variants = {row["variant"] for row in results["results"]}
+    assert {"fp32 NCHW", "fp32 channels_last"} <= variants
+    assert ("bf16 channels_last" in variants) == cpu_runs_bf16_natively()
+    assert results["machine"]["cpu"] and "native_bf16" in results["machine"]
+    assert all(row["train_images_per_s"] > 0 for row in results["results"])
