@@ -174,3 +174,57 @@ def test_void_qt_calls_do_not_exhaust_none(make_window):
     for _ in range(300_000):  # more than None's reference count in a fresh interpreter
         window.view.update()
     assert sys.getrefcount(None) > 0
+
+
+class FlakyCapture:
+    """A real capture whose ``read`` raises after ``good`` frames (a driver fault), and whose release can be slow."""
+
+    def __init__(self, source, good=10**9, release_delay=0.0):
+        self._cap, self._left, self._delay = cv2.VideoCapture(source), good, release_delay
+
+    def __getattr__(self, name):
+        return getattr(self._cap, name)
+
+    def read(self):
+        if self._left <= 0:
+            raise RuntimeError("camera driver fault")
+        self._left -= 1
+        return self._cap.read()
+
+    def release(self):
+        time.sleep(self._delay)
+        self._cap.release()
+
+
+def test_capture_failure_shows_a_banner_then_recovers(make_window, qtbot, tmp_path, face_video):
+    opens = []
+
+    def open_capture(source):
+        opens.append(source)
+        return FlakyCapture(source, good=5 if len(opens) == 1 else 10**9)
+
+    window = make_window("--source", face_video, "--weights-dir", tmp_path)
+    qtbot.waitUntil(lambda: window.frames_shown >= 1, timeout=WAIT_MS)  # started with the real capture
+    window.session.open_capture = open_capture
+    window.set_source(face_video)
+    # Old code: the capture thread died, the video froze and nothing was said.
+    qtbot.waitUntil(lambda: "capture failed (camera driver fault)" in window.banner.text(), timeout=WAIT_MS)
+    assert window.banner.isVisible()
+    qtbot.waitUntil(lambda: not window.banner.isVisible(), timeout=WAIT_MS)  # cleared on recovery
+    frames = window.frames_shown
+    qtbot.waitUntil(lambda: window.frames_shown > frames + 5, timeout=WAIT_MS)
+    assert len(opens) >= 2
+
+
+def test_switching_source_does_not_block_the_window(make_window, qtbot, tmp_path, face_video, group_video):
+    window = make_window("--source", face_video, "--weights-dir", tmp_path)
+    qtbot.waitUntil(lambda: window.frames_shown >= 1, timeout=WAIT_MS)
+    window.session.open_capture = lambda source: FlakyCapture(source, release_delay=1.5)
+    window.set_source(face_video)
+    frames = window.frames_shown
+    qtbot.waitUntil(lambda: window.frames_shown >= frames + 3, timeout=WAIT_MS)
+    t0 = time.monotonic()
+    window.set_source(group_video)
+    assert time.monotonic() - t0 < 0.3  # old code: up to 2 s on the GUI thread, waiting for the release
+    frames = window.frames_shown
+    qtbot.waitUntil(lambda: window.frames_shown > frames + 3, timeout=WAIT_MS)

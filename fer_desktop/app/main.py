@@ -37,7 +37,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--weights-dir", type=Path, default=None,
                         help="folder with <model>.safetensors and <model>.json (searched first)")
     parser.add_argument("--no-smoothing", action="store_true", help="start with smoothing off")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log what the capture and inference threads do, with tracebacks of errors")
     return parser.parse_args(argv)
+
+
+def configure_logging(verbose: bool) -> None:
+    """Warnings (errors the window also shows) always reach stderr; ``--verbose`` adds the details."""
+    import logging
+
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
+                        format="%(asctime)s %(threadName)s %(name)s: %(levelname)s: %(message)s")
+    if verbose:  # libraries' own chatter stays at INFO
+        for name in ("PIL", "matplotlib"):
+            logging.getLogger(name).setLevel(logging.INFO)
 
 
 def use_pyside_qt_plugins() -> None:
@@ -173,6 +186,7 @@ def _install_bench_hook(window, app, started: float) -> None:
 def main(argv=None) -> int:
     started = time.time()
     args = parse_args(argv)
+    configure_logging(args.verbose)
     use_pyside_qt_plugins()
     from PySide6.QtWidgets import QApplication
 

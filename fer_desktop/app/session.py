@@ -8,6 +8,7 @@ so the display never falls behind the source.
 
 import threading
 
+import cv2
 from PySide6.QtCore import QObject, Signal, Slot
 
 from fer_desktop.capture import FrameSource, SourceStatus
@@ -56,6 +57,7 @@ class LiveSession(QObject):
         self.worker: InferenceWorker | None = None
         self._source_spec = None
         self._retired: FrameSource | None = None  # the last closed source, perhaps still releasing
+        self.open_capture = cv2.VideoCapture  # how sources open devices (tests inject failures here)
         self._pending_images: list = []  # opened before the worker started
         self._frames = _Mailbox(self._frame_posted.emit)
         self._results = _Mailbox(self._result_posted.emit)
@@ -106,6 +108,7 @@ class LiveSession(QObject):
         self.close_source(timeout=0)
         self._source_spec = spec
         source = FrameSource(spec, on_frame=self._frames.post, after=self._retired,
+                             open_capture=self.open_capture,
                              on_status=lambda status: self._status_posted.emit(source, status))
         self.source = source
         if self.worker is not None:
