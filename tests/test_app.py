@@ -1,6 +1,7 @@
 """The window, offscreen, with real threads: video files, real mediapipe, tiny weights."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -68,7 +69,7 @@ def test_overlays_appear_and_status_bar_fills(make_window, qtbot, cnn_weights_di
     qtbot.waitUntil(lambda: "fps" in window.inference_fps_label.text()
                     and "–" not in window.inference_fps_label.text(), timeout=5000)
     assert "Baseline CNN" in window.model_label.text()
-    assert "ms" in window.latency_label.text()
+    assert re.fullmatch(r"Latency: \d+ ms", window.latency_label.text())  # the initial "– ms" fails
     # Clicking the other face selects it.
     view = window.view
     other = [f for f in view.faces() if f.track_id != window._selected][0]
@@ -171,9 +172,10 @@ def test_command_line_help():
 def test_void_qt_calls_do_not_exhaust_none(make_window):
     """PySide6 6.12.0 on Python 3.11 drops a reference to None per void call (see app/qt_compat.py)."""
     window = build_window(["--source", "7"])  # not shown: no threads needed
+    before = sys.getrefcount(None)
     for _ in range(300_000):  # more than None's reference count in a fresh interpreter
         window.view.update()
-    assert sys.getrefcount(None) > 0
+    assert sys.getrefcount(None) >= before - 1000  # a leak of one reference per call loses 300,000
 
 
 class FlakyCapture:

@@ -35,7 +35,11 @@ def test_quick_run_writes_results(tmp_path, tiny_video):
     machine = results["machine"]
     assert machine["cpu"] and machine["logical_cores"] >= 1 and machine["torch"]
     assert machine["torch_threads"] >= 1
-    assert "untrained" in results["weights_note"] or "trained" in results["weights_note"]
+    from fer_desktop.weights import find_weights, read_card
+
+    shipped = find_weights("baseline_cnn")
+    trained = shipped is not None and read_card(shipped)["input_size"] == 48
+    assert results["weights_note"].startswith("trained" if trained else "untrained")
 
     (detectors,) = results["detectors"].values()
     for name in ("mediapipe", "haar"):
@@ -44,7 +48,7 @@ def test_quick_run_writes_results(tmp_path, tiny_video):
 
     (row,) = results["pipeline"]
     assert row["model"] == "baseline_cnn" and row["input_size"] == 48
-    assert row["weights"] in ("trained", "untrained")
+    assert row["weights"] == ("trained" if trained else "untrained")
     for stage in STAGES:
         _check_stats(row[stage])
     assert row["fps"] > 0 and row["faces_per_frame"] >= 1

@@ -104,16 +104,14 @@ def test_bad_weights_become_a_message_and_the_old_model_keeps_serving(running, t
     assert worker.model_name == "baseline_cnn" and worker.running
 
 
-def test_missing_weights_message_names_the_train_command(tmp_path, face_video):
+def test_missing_weights_message_names_the_train_command(tmp_path, face_video, monkeypatch):
+    # Hide the shipped weights (checkout and package) so the model is missing whatever ships.
+    monkeypatch.delenv("FER_DESKTOP_WEIGHTS", raising=False)
+    monkeypatch.setattr("fer_desktop.weights._PACKAGE_DIR", tmp_path / "pkg" / "fer_desktop")
     rec = Recorder()
     worker = InferenceWorker(model="resnet50", device="cpu", weights_dir=tmp_path, on_event=rec.event)
     worker.start()
     try:
-        # Only the checkout's weights/ folder is searched besides tmp_path: skip if trained weights exist.
-        from fer_desktop.weights import find_weights
-
-        if find_weights("resnet50", tmp_path):
-            pytest.skip("trained resnet50 weights are installed")
         assert wait_for(lambda: rec.kinds("error"))
         assert "training.train --model resnet50" in rec.kinds("error")[0].message
         assert worker.running
