@@ -54,6 +54,20 @@ def find_weights(name: str, weights_dir: str | os.PathLike | None = None) -> Pat
     return None
 
 
+def describe_card(card: dict) -> str:
+    """One line for users: what a set of weights was measured at and trained with."""
+    metrics = card.get("metrics") or {}
+    parts = []
+    if isinstance(metrics.get("test_accuracy"), (int, float)):
+        parts.append(f"{metrics['test_accuracy']:.1%} on FER-2013's PrivateTest")
+    parts.append(f"{card.get('input_size', '?')} px input")
+    if card.get("epochs"):
+        parts.append(f"{card['epochs']} epochs")
+    if card.get("init"):
+        parts.append(f"from {card['init']}")
+    return ", ".join(parts)
+
+
 def default_model(weights_dir: str | os.PathLike | None = None) -> str | None:
     """The model to use when none is named: of those with weights, the one whose
     card reports the best test accuracy (ties and unknowns: the later, larger

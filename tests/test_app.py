@@ -230,3 +230,19 @@ def test_switching_source_does_not_block_the_window(make_window, qtbot, tmp_path
     assert time.monotonic() - t0 < 0.3  # old code: up to 2 s on the GUI thread, waiting for the release
     frames = window.frames_shown
     qtbot.waitUntil(lambda: window.frames_shown > frames + 3, timeout=WAIT_MS)
+
+
+def test_a_damaged_card_is_listed_but_not_offered(make_window, tmp_path, cnn_weights_dir):
+    shutil.copy(cnn_weights_dir / "baseline_cnn.safetensors", tmp_path / "baseline_cnn.safetensors")
+    (tmp_path / "baseline_cnn.json").write_text("{ not json")
+    for suffix in (".json", ".safetensors"):
+        shutil.copy(cnn_weights_dir / f"attention_cnn{suffix}", tmp_path / f"attention_cnn{suffix}")
+    window = build_window(["--source", "7", "--weights-dir", str(tmp_path)])  # not shown: no threads
+    combo = window.model_combo
+    index = combo.findData("baseline_cnn")
+    # --weights-dir is searched first, so the damaged card is the one found, shipped weights or not.
+    assert "damaged" in combo.itemText(index) and not combo.model().item(index).isEnabled()
+    assert "baseline_cnn.json" in combo.itemData(index, 3)
+    assert "baseline_cnn" not in window.available_models
+    attention = combo.findData("attention_cnn")
+    assert combo.model().item(attention).isEnabled() and "px input" in combo.itemData(attention, 3)

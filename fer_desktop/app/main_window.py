@@ -24,7 +24,8 @@ from fer_desktop.capture import describe_source, parse_source, probe_camera
 from fer_desktop.emotions import EMOTIONS
 from fer_desktop.image_io import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from fer_desktop.models.registry import get_spec, list_models
-from fer_desktop.weights import default_model, find_weights, train_command
+from fer_desktop.weights import (WeightsError, default_model, describe_card, find_weights, read_card,
+                                 train_command)
 
 CAMERA_INDICES = range(4)
 VIDEO_FILE = "video-file"  # item data of the "Video file…" entry
@@ -209,16 +210,26 @@ class MainWindow(QMainWindow):
         self.available_models: list[str] = []
         for name in list_models():
             title = get_spec(name).title
-            if find_weights(name, self.weights_dir) is not None:
-                self.model_combo.addItem(title, name)
-                self.available_models.append(name)
+            path = find_weights(name, self.weights_dir)
+            problem = None
+            if path is None:
+                label = f"{title} (not trained)"
+                problem = f"No weights for {name}. Train them with:\n{train_command(name)}"
             else:
-                self.model_combo.addItem(f"{title} (not trained)", name)
+                try:
+                    card = read_card(path)
+                except WeightsError as exc:  # listed, but not offered: choosing it could only fail
+                    label, problem = f"{title} (weights damaged)", str(exc)
+            if problem is not None:
+                self.model_combo.addItem(label, name)
                 index = self.model_combo.count() - 1
                 self.model_combo.model().item(index).setEnabled(False)
-                self.model_combo.setItemData(
-                    index, f"No weights for {name}. Train them with:\n{train_command(name)}",
-                    Qt.ItemDataRole.ToolTipRole)
+                self.model_combo.setItemData(index, problem, Qt.ItemDataRole.ToolTipRole)
+                continue
+            self.model_combo.addItem(title, name)
+            self.available_models.append(name)
+            self.model_combo.setItemData(self.model_combo.count() - 1, describe_card(card),
+                                         Qt.ItemDataRole.ToolTipRole)
 
     def _connect(self) -> None:
         s = self.session
