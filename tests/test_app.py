@@ -83,11 +83,18 @@ def test_overlays_appear_and_status_bar_fills(make_window, qtbot, cnn_weights_di
 def test_switching_model_while_playing_keeps_frames_coming(make_window, qtbot, cnn_weights_dir, face_video):
     window = make_window("--source", face_video, "--weights-dir", cnn_weights_dir, "--model", "baseline_cnn")
     qtbot.waitUntil(lambda: window.results_shown >= 2, timeout=WAIT_MS)
+    shown_at = []  # when the GUI thread displayed each frame
+    window.session.frame_ready.connect(lambda frame: shown_at.append(time.monotonic()))
     frames_before = window.frames_shown
+    t0 = time.monotonic()
     with qtbot.waitSignal(window.session.worker_event, timeout=WAIT_MS,
                           check_params_cb=lambda e: e.kind == "model" and e.model == "attention_cnn"):
         window.set_model("attention_cnn")
     assert window.frames_shown > frames_before
+    qtbot.wait(300)
+    times = [t0] + shown_at
+    # A 15 fps video: frames every 67 ms. A GUI thread blocked by the load (seconds) leaves a gap.
+    assert max(b - a for a, b in zip(times, times[1:])) < 1.0
     qtbot.waitUntil(lambda: window._last_result.model == "attention_cnn", timeout=WAIT_MS)
     assert window.model_combo.currentData() == "attention_cnn"
     assert not window.banner.isVisible()
@@ -246,3 +253,54 @@ def test_a_damaged_card_is_listed_but_not_offered(make_window, tmp_path, cnn_wei
     assert "baseline_cnn" not in window.available_models
     attention = combo.findData("attention_cnn")
     assert combo.model().item(attention).isEnabled() and "px input" in combo.itemData(attention, 3)
+
+
+def test_open_image_through_the_action_and_its_file_dialog(make_window, qtbot, cnn_weights_dir, face_video,
+                                                           face_image, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    path = tmp_path / "portrait.jpg"
+    cv2.imwrite(str(path), face_image)
+    asked = []
+    monkeypatch.setattr(QFileDialog, "getOpenFileName",
+                        staticmethod(lambda *a, **k: (asked.append(a), (str(path), ""))[1]))
+    window = make_window("--source", face_video, "--weights-dir", cnn_weights_dir)
+    qtbot.waitUntil(lambda: model_ready(window), timeout=WAIT_MS)
+    window.open_action.trigger()
+    qtbot.waitUntil(lambda: window.last_image_result is not None, timeout=WAIT_MS)
+    assert asked and "Images (" in asked[0][3]  # the dialog offers image files
+    assert window.last_image_result.path == str(path) and len(window.view.faces()) == 1
+
+
+def test_video_file_entry_of_the_source_combo(make_window, qtbot, tmp_path, face_video, group_video, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    from fer_desktop.app.main_window import VIDEO_FILE
+
+    window = make_window("--source", face_video, "--weights-dir", tmp_path)
+    qtbot.waitUntil(lambda: window.frames_shown >= 1, timeout=WAIT_MS)
+    combo = window.source_combo
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(lambda *a, **k: ("", "")))
+    combo.activated.emit(combo.findData(VIDEO_FILE))  # the dialog is cancelled: nothing changes
+    assert window.session.source_spec == face_video and combo.currentData() == str(face_video)
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(lambda *a, **k: (str(group_video), "")))
+    combo.activated.emit(combo.findData(VIDEO_FILE))
+    assert str(window.session.source_spec) == str(group_video)
+    assert combo.currentText() == group_video.name
+    qtbot.waitUntil(lambda: window.frames_shown >= 3 and window.view.has_image(), timeout=WAIT_MS)
+
+
+def test_cuda_asked_for_without_cuda_falls_back_to_the_cpu(make_window, qtbot, cnn_weights_dir, face_video):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    window = build_window(["--device", "cuda", "--source", str(face_video), "--weights-dir", str(cnn_weights_dir)])
+    qtbot.addWidget(window)
+    window.show()
+    try:
+        qtbot.waitUntil(lambda: window.results_shown >= 1, timeout=WAIT_MS)
+        assert "using the CPU" in window.banner.text() and "cpu" in window.device_label.text().lower()
+    finally:
+        window.close()
+        assert window.shutdown()

@@ -93,3 +93,32 @@ def test_benchmark_times_each_layout_and_names_the_cpu(tmp_path):
     assert ("bf16 channels_last" in variants) == cpu_runs_bf16_natively()
     assert results["machine"]["cpu"] and "native_bf16" in results["machine"]
     assert all(row["train_images_per_s"] > 0 for row in results["results"])
+
+
+def test_command_line_entry_points_train_then_evaluate(tmp_path, capsys):
+    from training.evaluate import main as evaluate_main
+    from training.train import main as train_main
+
+    data = stripes_npz(tmp_path / "s.npz", per_class_train=4)
+    out = tmp_path / "run"
+    assert train_main(["--model", "attention_cnn", "--recipe", "best", "--data", str(data), "--out", str(out),
+                       "--epochs", "1", "--input-size", "32", "--batch-size", "14", "--quiet",
+                       "--set", "architecture.widths=[8,8,8]", "--export", str(tmp_path / "weights")]) == 0
+    assert (tmp_path / "weights" / "attention_cnn.safetensors").is_file()
+    capsys.readouterr()
+    assert evaluate_main(["--weights", str(out / "attention_cnn.safetensors"), "--data", str(data)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    card = json.loads((out / "attention_cnn.json").read_text())
+    for line in lines:  # every figure printed equals the card's
+        key, value = line.split()[:2]
+        assert f"(card: {card['metrics'][key]})" in line and float(value) == card["metrics"][key]
+    assert any(line.startswith("test_accuracy") for line in lines)
+
+
+def test_train_command_line_reports_bad_data_in_one_line(tmp_path, capsys):
+    from training.train import main as train_main
+
+    assert train_main(["--model", "baseline_cnn", "--data", str(tmp_path / "missing.npz"),
+                       "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "missing.npz" in err and "\n" not in err
