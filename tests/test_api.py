@@ -90,3 +90,24 @@ def test_exactly_one_opencv_distribution():
     names = {"opencv-python", "opencv-contrib-python", "opencv-python-headless", "opencv-contrib-python-headless"}
     installed = sorted({d.metadata["Name"].lower() for d in metadata.distributions()} & names)
     assert installed == ["opencv-contrib-python"]
+
+
+@pytest.mark.parametrize("name", ["baseline_cnn", "resnet50_cbam"])
+def test_flip_tta_in_one_batch_equals_two_passes(classifiers, name):
+    import torch
+
+    from fer_desktop.preprocessing import faces_to_tensor
+
+    clf = classifiers[name]
+    faces = np.random.default_rng(1).integers(0, 256, (3, 48, 48), dtype=np.uint8)
+    clf.hflip_tta = True
+    try:
+        batched = clf.logits(faces)
+    finally:
+        clf.hflip_tta = False
+    x = faces_to_tensor(faces, clf.input_size, clf.mean, clf.std).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        separate = (clf.model(x) + clf.model(x.flip(-1))) / 2
+    assert torch.allclose(batched, separate, atol=1e-4)
+    # and the mirror matters: without it the logits differ
+    assert not torch.allclose(batched, clf.logits(faces), atol=1e-4)

@@ -26,9 +26,14 @@ def predict_split(classifier, faces, batch_size: int = 256) -> np.ndarray:
 
 
 def evaluate_weights(weights_path: str | Path, data: FaceSplits, splits=("val", "test"), device: str = "cpu",
-                     batch_size: int = 256) -> dict:
-    """``{split: {accuracy, loss, macro_f1, per_class, confusion_matrix}, probs: {split: array}}``."""
+                     batch_size: int = 256, tta: str | None = None) -> dict:
+    """``{split: {accuracy, loss, macro_f1, per_class, confusion_matrix}, probs: {split: array}}``.
+
+    ``tta`` (``none`` or ``hflip``) overrides the card's test-time augmentation, to measure what it buys.
+    """
     classifier = load_classifier(weights_path=weights_path, device=device)
+    if tta is not None:
+        classifier.hflip_tta = tta == "hflip"
     result: dict = {"probs": {}}
     for split in splits:
         faces, labels = data.split(split)
@@ -59,8 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", required=True, help="fer2013 .npz, .csv or image folder")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--splits", nargs="+", default=["val", "test"], choices=["train", "val", "test"])
+    parser.add_argument("--tta", choices=["none", "hflip"],
+                        help="override the card's test-time augmentation (the card's figures then differ)")
     args = parser.parse_args(argv)
-    result = evaluate_weights(args.weights, load_dataset(args.data), args.splits, args.device)
+    result = evaluate_weights(args.weights, load_dataset(args.data), args.splits, args.device, tta=args.tta)
     measured = headline(result)
     card = json.loads(Path(args.weights).with_suffix(".json").read_text(encoding="utf-8"))
     stated = card.get("metrics", {})
