@@ -109,3 +109,11 @@ def tiny_weights_dir(tmp_path_factory) -> Path:
 def cnn_weights_dir(tmp_path_factory) -> Path:
     """Only the two small CNNs: for tests where the ResNets would just be slow."""
     return make_tiny_weights(tmp_path_factory.mktemp("cnn_weights"), ["baseline_cnn", "attention_cnn"])
+
+
+@pytest.fixture
+def no_shipped_weights(tmp_path, monkeypatch):
+    """Hide the checkout's and the installed package's weights/ (and $FER_DESKTOP_WEIGHTS):
+    only folders a test passes are searched, whatever weights ship."""
+    monkeypatch.delenv("FER_DESKTOP_WEIGHTS", raising=False)
+    monkeypatch.setattr("fer_desktop.weights._PACKAGE_DIR", tmp_path / "hidden" / "fer_desktop")

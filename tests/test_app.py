@@ -43,19 +43,18 @@ def make_window(qtbot):
         assert window.shutdown(), "a thread did not stop within 2 s of closing"
 
 
-def test_window_without_weights_shows_models_unavailable(make_window, qtbot, tmp_path, face_video):
+def test_window_without_weights_shows_models_unavailable(make_window, qtbot, tmp_path, face_video,
+                                                         no_shipped_weights):
     window = make_window("--source", face_video, "--weights-dir", tmp_path)
     combo = window.model_combo
     assert combo.count() == len(list_models()) == 4
     for i in range(combo.count()):
         name = combo.itemData(i)
-        available = find_weights(name, tmp_path) is not None
-        assert combo.model().item(i).isEnabled() == available
-        if not available:
-            assert train_command(name) in combo.itemData(i, 3)  # Qt.ToolTipRole
-            assert "not trained" in combo.itemText(i)
-    if not window.available_models:
-        assert window.banner.isVisible() and "train" in window.banner.text().lower()
+        assert find_weights(name, tmp_path) is None and not combo.model().item(i).isEnabled()
+        assert train_command(name) in combo.itemData(i, 3)  # Qt.ToolTipRole
+        assert "not trained" in combo.itemText(i)
+    assert not window.available_models
+    assert window.banner.isVisible() and "train" in window.banner.text().lower()
     # The video plays anyway.
     qtbot.waitUntil(lambda: window.frames_shown >= 3, timeout=WAIT_MS)
 
