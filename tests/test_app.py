@@ -303,3 +303,21 @@ def test_cuda_asked_for_without_cuda_falls_back_to_the_cpu(make_window, qtbot, c
     finally:
         window.close()
         assert window.shutdown()
+
+
+def test_an_error_on_every_frame_shows_once_with_a_count_and_clears(make_window, qtbot, cnn_weights_dir,
+                                                                    face_video):
+    from test_inference_worker import BrokenClassifier
+
+    window = make_window("--source", face_video, "--weights-dir", cnn_weights_dir, "--model", "baseline_cnn")
+    qtbot.waitUntil(lambda: window.results_shown >= 1, timeout=WAIT_MS)
+    errors = []
+    window.session.worker_event.connect(lambda e: errors.append(e) if e.kind == "error" else None)
+    worker = window.session.worker
+    real = worker._classifier
+    worker._classifier = BrokenClassifier(real)
+    qtbot.waitUntil(lambda: "(x" in window.banner.text(), timeout=WAIT_MS)  # counted, not one per frame
+    assert window.banner.isVisible() and "forward pass failed" in window.banner.text()
+    assert len(errors) <= 3
+    worker._classifier = real
+    qtbot.waitUntil(lambda: not window.banner.isVisible(), timeout=WAIT_MS)  # cleared on recovery

@@ -207,3 +207,21 @@ def test_an_error_on_every_frame_is_reported_counted_and_cleared(running):
     assert 2 <= len(errors) <= 3 and "(x" in errors[-1], errors  # old code: one event per frame
     assert wait_for(lambda: rec.kinds("cleared"))
     assert worker.running
+
+
+def test_a_result_listener_that_raises_is_logged_and_inference_goes_on(cnn_weights_dir, face_video, caplog):
+    calls = []
+
+    def broken(result):
+        calls.append(result)
+        raise ValueError("listener bug")
+
+    source = FrameSource(face_video).start()
+    worker = InferenceWorker(model="baseline_cnn", device="cpu", weights_dir=cnn_weights_dir, on_result=broken)
+    worker.set_source(source)
+    worker.start()
+    try:
+        assert wait_for(lambda: len(calls) >= 3)  # old code: swallowed silently; here: logged, and on it goes
+    finally:
+        assert worker.stop(timeout=2.0) and source.stop(timeout=2.0)
+    assert any("on_result listener failed" in r.getMessage() and r.exc_info for r in caplog.records)
