@@ -69,11 +69,14 @@ class Classifier:
     def title(self) -> str:
         return get_spec(self.name).title
 
+    def inputs(self, faces) -> torch.Tensor:
+        """The model's input for uint8 faces ``[N, 48, 48]``: the card's size and normalisation, on the device."""
+        x = faces_to_tensor(faces, self.input_size, self.mean, self.std, device=self.device)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
     @torch.inference_mode()
     def logits(self, faces) -> torch.Tensor:
-        x = faces_to_tensor(faces, self.input_size, self.mean, self.std, device=self.device)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = self.inputs(faces)
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.device.type == "cuda"):
             if not self.hflip_tta:
                 return self.model(x).float()

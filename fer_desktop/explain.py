@@ -1,0 +1,73 @@
+"""Explanation maps over the 48x48 face: where a model looked for its answer.
+
+- ``gradcam``: Grad-CAM (Selvaraju et al., ICCV 2017) on the last convolutional
+  stage (``forward_features``, after any attention), for every model: the
+  stage's channels weighted by the mean gradient of the class score.
+- ``attention``: the spatial attention map the model itself computes
+  (``attention_cnn``'s, and the spatial half of ``resnet50_cbam``'s CBAM).
+
+Both return ``[N, 48, 48]`` float32 maps scaled to [0, 1] per face, aligned with
+the face crops the classifier was given. No Qt here.
+"""
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from fer_desktop.models.layers import SpatialAttention
+
+METHODS = ("gradcam", "attention")
+FACE_SIDE = 48
+
+
+def has_attention(classifier) -> bool:
+    return _attention_layer(classifier.model) is not None
+
+
+def explain(classifier, faces, method: str = "gradcam", target: int | None = None) -> np.ndarray:
+    """Maps for uint8 faces ``[N, 48, 48]``; ``target`` is a class index (default: each face's top class)."""
+    if method == "gradcam":
+        return gradcam(classifier, faces, target)
+    if method == "attention":
+        return attention_maps(classifier, faces)
+    raise ValueError(f"unknown explanation {method!r}; choose one of {', '.join(METHODS)}")
+
+
+def gradcam(classifier, faces, target: int | None = None) -> np.ndarray:
+    model = classifier.model
+    x = classifier.inputs(faces).detach().requires_grad_(True)  # so that the features carry a graph
+    with torch.enable_grad(), torch.autocast(x.device.type, enabled=False):
+        features = model.forward_features(x)
+        logits = model.forward_head(features)
+        classes = logits.argmax(1) if target is None else torch.full((len(x),), int(target), device=x.device)
+        score = logits.gather(1, classes.view(-1, 1)).sum()
+        (grads,) = torch.autograd.grad(score, features)
+    weights = grads.mean(dim=(2, 3), keepdim=True)
+    return _face_maps(F.relu((weights * features).sum(dim=1, keepdim=True)))
+
+
+def attention_maps(classifier, faces) -> np.ndarray:
+    layer = _attention_layer(classifier.model)
+    if layer is None:
+        raise ValueError(f"{classifier.name} computes no spatial attention; use Grad-CAM")
+    captured = []
+    handle = layer.register_forward_hook(lambda module, args, out: captured.append(module.attention_map(args[0])))
+    try:
+        with torch.inference_mode():
+            classifier.model(classifier.inputs(faces))
+    finally:
+        handle.remove()
+    return _face_maps(captured[0])
+
+
+def _attention_layer(model) -> SpatialAttention | None:
+    return next((m for m in model.modules() if isinstance(m, SpatialAttention)), None)
+
+
+def _face_maps(maps: torch.Tensor) -> np.ndarray:
+    """``[N, 1, h, w]`` -> ``[N, 48, 48]`` in [0, 1], each map stretched to its own range."""
+    maps = F.interpolate(maps.detach().float(), size=(FACE_SIDE, FACE_SIDE), mode="bilinear",
+                         align_corners=False)[:, 0]
+    low = maps.amin(dim=(1, 2), keepdim=True)
+    high = maps.amax(dim=(1, 2), keepdim=True)
+    return ((maps - low) / (high - low).clamp_min(1e-8)).cpu().numpy().astype(np.float32)
