@@ -221,3 +221,18 @@ def test_ctrl_c_exit_130(tmp_path, cnn_weights_dir):
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130
     assert _one_line_each(err, 1)[0] == "fer-predict: interrupted"
+
+
+def test_the_shipped_models_say_happy_for_a_smiling_face(files, capsys):
+    """End to end with the real weights of weights/: the test photo's smile is 'happy'."""
+    from fer_desktop.weights import find_weights, read_card
+
+    shipped = [name for name in ("baseline_cnn", "attention_cnn", "resnet50", "resnet50_cbam")
+               if find_weights(name) is not None and read_card(find_weights(name)).get("metrics")]
+    if not shipped:
+        pytest.skip("no trained weights in weights/")
+    for name in shipped:
+        assert main([str(files / "face.jpg"), "--model", name, "--json"]) == 0
+        (record,) = json.loads(capsys.readouterr().out)
+        (face,) = record["faces"]
+        assert face["label"] == "happy", (name, face["probabilities"])

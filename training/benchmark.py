@@ -94,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
     parser.add_argument("--paper-sizes", action="store_true", help="also time the paper's 128/224 px inputs")
+    parser.add_argument("--registry-widths", action="store_true",
+                        help="also time the registry's architecture (full width) at the best recipe's input size")
     parser.add_argument("--emulated-bf16", action="store_true", help="time bf16 even where it is not native")
     parser.add_argument("--note", default="", help="stored with the results, e.g. other load on the machine")
     parser.add_argument("--out", default=str(RESULTS))
@@ -109,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.models:
         recipe = best_recipe(name)
         configs = [("best", recipe.input_size, recipe.architecture)]
+        if args.registry_widths and recipe.architecture:
+            configs.append(("best size, registry architecture", recipe.input_size, {}))
         if args.paper_sizes:
             configs.append(("paper", get_spec(name).input_size, {}))
         for label, size, architecture in configs:
@@ -119,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
                              "variant": variant, "batch_size": args.batch_size,
                              "train_images_per_s": round(rate, 1),
                              "epoch_s_fer2013_train": round(FER2013_TRAIN / rate, 1)})
-                print(f"{name:14s} {label:5s} {size:4d}px  {variant:20s} {rate:8.1f} img/s  "
+                print(f"{name:14s} {label:32s} {size:4d}px  {variant:20s} {rate:8.1f} img/s  "
                       f"~{FER2013_TRAIN / rate:8.0f} s/epoch", flush=True)
     Path(args.out).write_text(json.dumps({"machine": machine(device), "note": args.note, "results": rows},
                                          indent=2) + "\n", encoding="utf-8")
