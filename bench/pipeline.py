@@ -523,11 +523,16 @@ def markdown(results: list[dict]) -> str:
             lines.append("")
         if res.get("inference"):
             lines += ["### Inference alone (`Classifier.predict`, preprocessing included)", "",
-                      *_header("model", "input", "batch of 1 face", "batch of 8 faces", "per face at 8")]
+                      "With the card's test-time augmentation (*flip*: each face and its mirror in one "
+                      "batch); where the card has it, the last two columns time the same model without.", "",
+                      *_header("model", "input", "flip", "batch of 1 face", "batch of 8 faces", "per face at 8",
+                               "1 face, no flip", "8 faces, no flip")]
             for r in res["inference"]:
                 b8 = r["batch8"]
                 per = f"{b8['median'] / 8:.1f}" if b8.get("median") is not None else "-"
-                lines.append(_row(r["model"], r["input_size"], _ms(r["batch1"]), _ms(b8), per))
+                lines.append(_row(r["model"], r["input_size"], "yes" if r.get("flip_tta") else "no",
+                                  _ms(r["batch1"]), _ms(b8), per, _ms(r.get("batch1_no_flip")),
+                                  _ms(r.get("batch8_no_flip"))))
             lines.append("")
         if res.get("threads"):
             lines += ["### torch threads and OpenMP wait policy (whole pipeline, one face)", "",
@@ -751,10 +756,19 @@ def main(argv=None) -> int:
                                   f"{_ms(r['infer'])}  total {_ms(r['total'])}  {r['fps']} FPS", flush=True)
                         b1 = time_inference(clf, 1, 200 if not quick else 20, max_seconds / 2)
                         b8 = time_inference(clf, 8, 100 if not quick else 10, max_seconds / 2)
-                        results["inference"].append({"model": name, "input_size": size, "weights": kind,
-                                                     "batch1": b1, "batch8": b8})
-                        print(f"  {'predict':>8} {name:>14} {size:>3}: batch 1 {_ms(b1)}  batch 8 {_ms(b8)}",
-                              flush=True)
+                        row = {"model": name, "input_size": size, "weights": kind, "flip_tta": clf.hflip_tta,
+                               "batch1": b1, "batch8": b8}
+                        if clf.hflip_tta:  # what the card's flip test-time augmentation costs
+                            clf.hflip_tta = False
+                            row["batch1_no_flip"] = time_inference(clf, 1, 200 if not quick else 20,
+                                                                   max_seconds / 2)
+                            row["batch8_no_flip"] = time_inference(clf, 8, 100 if not quick else 10,
+                                                                   max_seconds / 2)
+                            clf.hflip_tta = True
+                        results["inference"].append(row)
+                        print(f"  {'predict':>8} {name:>14} {size:>3}: batch 1 {_ms(b1)}  batch 8 {_ms(b8)}"
+                              + (f"  (no flip: {_ms(row['batch1_no_flip'])}, {_ms(row['batch8_no_flip'])})"
+                                 if "batch1_no_flip" in row else ""), flush=True)
                         del clf
 
                 if device == "cpu":
