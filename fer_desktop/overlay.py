@@ -1,4 +1,4 @@
-"""Drawing results onto a frame with OpenCV: boxes, labels and confidence bars.
+"""Drawing results onto a frame with OpenCV: boxes, labels, confidence bars, explanation maps.
 
 Used by ``fer-predict --annotate`` and the GUI alike, so both show the same thing.
 """
@@ -55,9 +55,34 @@ def draw_face(img: np.ndarray, box, probs: np.ndarray, index: int | None = None,
         _text(img, name, (x + bar_w + 4, y + row - 2), 0.35 * max(scale, 0.8), (240, 240, 240))
 
 
-def draw_results(frame: np.ndarray, faces, bars: bool = True, selected: int | None = None) -> np.ndarray:
-    """A copy of ``frame`` with every ``FaceResult`` drawn on it."""
+def face_region(box, frame_shape, whole_image: bool = False) -> tuple[int, int, int, int]:
+    """``(x0, y0, x1, y1)``: the part of the frame a face's 48x48 crop was cut from."""
+    if whole_image:
+        return 0, 0, frame_shape[1], frame_shape[0]
+    from fer_desktop.preprocessing import crop_square
+
+    return crop_square(box, frame_shape)
+
+
+def blend_map(img: np.ndarray, region: tuple[int, int, int, int], face_map: np.ndarray,
+              alpha: float = 0.45) -> None:
+    """Blend a [0, 1] map over the 48x48 face as a heat map (red: where the model looked). In place."""
+    x0, y0, x1, y1 = region
+    if x1 <= x0 or y1 <= y0:
+        return
+    heat = cv2.applyColorMap(np.clip(face_map * 255, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)
+    heat = cv2.resize(heat, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+    roi = img[y0:y1, x0:x1]
+    img[y0:y1, x0:x1] = cv2.addWeighted(roi, 1.0 - alpha, heat, alpha, 0.0)
+
+
+def draw_results(frame: np.ndarray, faces, bars: bool = True, selected: int | None = None,
+                 maps: np.ndarray | None = None, whole_image: bool = False) -> np.ndarray:
+    """A copy of ``frame`` with every ``FaceResult`` drawn on it, over its explanation map if given."""
     out = frame.copy()
+    if maps is not None:
+        for face, face_map in zip(faces, maps):
+            blend_map(out, face_region(face.box, out.shape, whole_image), face_map)
     for i, face in enumerate(faces):
         draw_face(out, face.box, face.probs, index=i if len(faces) > 1 else None, bars=bars,
                   selected=selected == i)

@@ -70,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--csv", metavar="FILE", help="write one row per file, frame and face to FILE")
     ap.add_argument("--annotate", metavar="DIR",
                     help="also write annotated copies to DIR (images as .png, videos as .mp4)")
+    ap.add_argument("--explain", nargs="?", const="gradcam", choices=["gradcam", "attention"],
+                    help="with --annotate: blend each face's explanation map (where the model looked) into "
+                         "the copies: Grad-CAM (default, every model) or the model's own spatial attention "
+                         "(attention_cnn, resnet50_cbam)")
     ap.add_argument("--tiled", action="store_true",
                     help="videos: also scan tiles of each frame, to find faces smaller than about a fifth "
                          "of the frame (detection becomes some 20 times slower); images always are")
@@ -187,7 +191,8 @@ class JsonSink:
 # ---------------------------------------------------------------- processing
 
 class Predictor:
-    def __init__(self, detector, classifier, annotate_dir: Path | None, tiled_video: bool = False) -> None:
+    def __init__(self, detector, classifier, annotate_dir: Path | None, tiled_video: bool = False,
+                 explain: str | None = None) -> None:
         from fer_desktop.pipeline import FramePipeline
 
         self.detector = detector
@@ -195,6 +200,14 @@ class Predictor:
         self.pipeline = FramePipeline(detector, classifier)
         self.annotate_dir = annotate_dir
         self.tiled_video = tiled_video
+        self.explain = explain  # None, "gradcam" or "attention": maps in the annotated copies
+
+    def _maps(self, faces):
+        if self.explain is None or not len(faces):
+            return None
+        from fer_desktop.explain import explain
+
+        return explain(self.classifier, faces, self.explain)
 
     def _annotated_path(self, path: Path, suffix: str) -> Path:
         return self.annotate_dir / f"{path.stem}.annotated{suffix}"
@@ -219,9 +232,14 @@ class Predictor:
         import cv2
 
         from fer_desktop.overlay import draw_results
+        from fer_desktop.preprocessing import crop_faces, whole_image_face
 
+        maps = None
+        if self.explain is not None and result.faces:
+            faces = whole_image_face(frame) if result.whole_image else crop_faces(frame, [f.box for f in result.faces])
+            maps = self._maps(faces)
         out = self._annotated_path(path, ".png")
-        ok, data = cv2.imencode(".png", draw_results(frame, result.faces))
+        ok, data = cv2.imencode(".png", draw_results(frame, result.faces, maps=maps, whole_image=result.whole_image))
         try:
             if not ok:
                 raise OSError("encoding failed")
@@ -271,15 +289,17 @@ class Predictor:
             nonlocal n_faces
             faces = [f for *_, f in batch if len(f)]
             probs = self.classifier.predict(np.concatenate(faces)) if faces else None
+            maps = self._maps(np.concatenate(faces)) if faces and writer is not None else None
             start = 0
             for index, frame, boxes, _ in batch:
                 result = FrameResult([FaceResult(b, p) for b, p in zip(boxes, probs[start:start + len(boxes)])]
                                      if boxes else [])
+                frame_maps = maps[start:start + len(boxes)] if maps is not None else None
                 start += len(boxes)
                 n_faces += len(boxes)
                 sink.frame(str(path), index, result)
                 if writer is not None:
-                    writer.write(draw_results(frame, result.faces))
+                    writer.write(draw_results(frame, result.faces, maps=frame_maps))
             batch.clear()
 
         try:
@@ -416,6 +436,9 @@ def _run(args) -> int:
     from fer_desktop.image_io import is_video_path
     from fer_desktop.weights import WeightsError, default_model, train_command
 
+    if args.explain and not args.annotate:
+        _error("--explain draws into the annotated copies: add --annotate DIR")
+        return EXIT_USAGE
     annotate_dir = None
     if args.annotate:
         annotate_dir = Path(args.annotate)
@@ -444,6 +467,13 @@ def _run(args) -> int:
     except (ValueError, RuntimeError) as exc:  # CUDA asked for but absent, a model the device cannot hold
         _error(f"cannot load {args.model} on {args.device}: {exc}")
         return EXIT_WEIGHTS
+    if args.explain == "attention":
+        from fer_desktop.explain import has_attention
+
+        if not has_attention(classifier):
+            _error(f"--explain attention: {args.model} computes no spatial attention; use --explain gradcam "
+                   "or attention_cnn / resnet50_cbam")
+            return EXIT_USAGE
 
     from fer_desktop.detection import FaceDetector
 
@@ -454,7 +484,7 @@ def _run(args) -> int:
         return EXIT_USAGE
     status = 0
     with FaceDetector() as detector:
-        predictor = Predictor(detector, classifier, annotate_dir, tiled_video=args.tiled)
+        predictor = Predictor(detector, classifier, annotate_dir, tiled_video=args.tiled, explain=args.explain)
         try:
             for raw in args.paths:
                 path = Path(raw)

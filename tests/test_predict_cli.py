@@ -236,3 +236,21 @@ def test_the_shipped_models_say_happy_for_a_smiling_face(files, capsys):
         (record,) = json.loads(capsys.readouterr().out)
         (face,) = record["faces"]
         assert face["label"] == "happy", (name, face["probabilities"])
+
+
+def test_explain_blends_maps_into_the_annotated_copies(files, cnn_weights_dir, tmp_path, capsys):
+    plain, explained = tmp_path / "plain", tmp_path / "explained"
+    assert _cli(files / "face.jpg", "--annotate", plain, weights=cnn_weights_dir) == 0
+    assert _cli(files / "face.jpg", "--annotate", explained, "--explain", weights=cnn_weights_dir) == 0
+    a = cv2.imread(str(plain / "face.annotated.png")).astype(int)
+    b = cv2.imread(str(explained / "face.annotated.png")).astype(int)
+    changed = np.abs(a - b).max(axis=2) > 20
+    ys, xs = np.nonzero(changed)
+    assert changed.sum() > 2000  # the map covers the face
+    assert 40 < xs.mean() < 240 and 20 < ys.mean() < 200  # ... where the face is, not elsewhere
+    capsys.readouterr()
+    assert _cli(files / "face.jpg", "--explain", weights=cnn_weights_dir) == 3  # nothing to draw into
+    assert "--annotate" in _one_line_each(capsys.readouterr().err, 1)[0]
+    assert _cli(files / "face.jpg", "--annotate", explained, "--explain", "attention",
+                weights=cnn_weights_dir) == 3  # baseline_cnn has no attention of its own
+    assert "no spatial attention" in _one_line_each(capsys.readouterr().err, 1)[0]
