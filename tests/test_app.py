@@ -321,3 +321,43 @@ def test_an_error_on_every_frame_shows_once_with_a_count_and_clears(make_window,
     assert len(errors) <= 3
     worker._classifier = real
     qtbot.waitUntil(lambda: not window.banner.isVisible(), timeout=WAIT_MS)  # cleared on recovery
+
+
+def test_record_writes_a_row_per_frame_and_face_across_a_model_switch(make_window, qtbot, cnn_weights_dir,
+                                                                      group_video, tmp_path):
+    import csv
+
+    from fer_desktop.recording import COLUMNS
+
+    window = make_window("--source", group_video, "--weights-dir", cnn_weights_dir, "--model", "baseline_cnn",
+                         "--record-dir", tmp_path / "rec")
+    qtbot.waitUntil(lambda: window.results_shown >= 1, timeout=WAIT_MS)
+    window.record_action.trigger()  # what the button and Ctrl+R do
+    assert window.record_action.isChecked() and window.record_label.isVisible()
+    qtbot.waitUntil(lambda: window._recorder.frames >= 5, timeout=WAIT_MS)
+    window.set_model("attention_cnn")
+    qtbot.waitUntil(lambda: window._last_result.model == "attention_cnn", timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: window._recorder.frames >= 12, timeout=WAIT_MS)
+    frames = window._recorder.frames
+    snapshot = window.save_snapshot()
+    window.close()  # closing while recording: every row reaches the disk
+    path = window.last_recording
+    assert path.parent == tmp_path / "rec" and not window.record_label.isVisible()
+    with open(path, newline="", encoding="utf-8") as f:
+        assert next(csv.reader(f)) == COLUMNS
+        f.seek(0)
+        rows = list(csv.DictReader(f))
+    assert len({r["frame"] for r in rows}) == frames and len(rows) == 2 * frames  # two faces each frame
+    assert {r["model"] for r in rows} == {"baseline_cnn", "attention_cnn"}
+    assert all(r["label"] for r in rows) and {r["face"] for r in rows} <= {str(i) for i in range(1, 10)}
+    image = cv2.imread(str(snapshot))
+    assert snapshot.parent == tmp_path / "rec" and image is not None and image.shape[1] > 200
+
+
+def test_record_into_an_unwritable_folder_says_so(make_window, qtbot, tmp_path, face_video):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    window = make_window("--source", face_video, "--weights-dir", tmp_path, "--record-dir", blocker / "rec")
+    window.record_action.trigger()
+    assert not window.record_action.isChecked() and "cannot record here" in window.banner.text()
+    assert window.save_snapshot() is None and "cannot save the snapshot" in window.banner.text()

@@ -37,6 +37,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--weights-dir", type=Path, default=None,
                         help="folder with <model>.safetensors and <model>.json (searched first)")
     parser.add_argument("--no-smoothing", action="store_true", help="start with smoothing off")
+    parser.add_argument("--record-dir", type=Path, default=None,
+                        help="where Record and Snapshot write (default: ~/fer-desktop)")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="log what the capture and inference threads do, with tracebacks of errors")
     return parser.parse_args(argv)
@@ -82,7 +84,8 @@ def build_window(args=None):
     if args is None or isinstance(args, (list, tuple)):
         args = parse_args(args or [])
     return MainWindow(source=args.source, model=args.model, device=args.device,
-                      weights_dir=args.weights_dir, smoothing=not getattr(args, "no_smoothing", False))
+                      weights_dir=args.weights_dir, smoothing=not getattr(args, "no_smoothing", False),
+                      record_dir=getattr(args, "record_dir", None))
 
 
 def _install_smoke_hook(window, app) -> None:

@@ -24,6 +24,7 @@ from fer_desktop.capture import describe_source, parse_source, probe_camera
 from fer_desktop.emotions import EMOTIONS
 from fer_desktop.image_io import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from fer_desktop.models.registry import get_spec, list_models
+from fer_desktop.recording import TimelineRecorder, default_recording_path
 from fer_desktop.weights import (WeightsError, default_model, describe_card, find_weights, read_card,
                                  train_command)
 
@@ -73,8 +74,12 @@ class MainWindow(QMainWindow):
     _cameras_probed = Signal(dict)  # camera index -> found, from the probing thread
 
     def __init__(self, source=0, model: str | None = None, device: str = "auto", weights_dir=None,
-                 smoothing: bool = True) -> None:
+                 smoothing: bool = True, record_dir=None) -> None:
         super().__init__()
+        self.record_dir = Path(record_dir) if record_dir else default_recording_path().parent
+        self._recorder: TimelineRecorder | None = None
+        self.last_recording: Path | None = None
+        self.last_snapshot: Path | None = None
         self.setWindowTitle("FER Desktop — facial emotion recognition")
         self.weights_dir = weights_dir
         self.device_preference = device
@@ -139,6 +144,16 @@ class MainWindow(QMainWindow):
         self.live_button = QPushButton("Back to live")
         self.live_action = bar.addWidget(self.live_button)
         self.live_action.setVisible(False)
+        bar.addSeparator()
+        self.record_action = QAction("Record", self)
+        self.record_action.setCheckable(True)
+        self.record_action.setShortcut(QKeySequence("Ctrl+R"))
+        self.record_action.setToolTip("Write every frame's faces and emotions to a CSV timeline (Ctrl+R)")
+        bar.addAction(self.record_action)
+        self.snapshot_action = QAction("Snapshot", self)
+        self.snapshot_action.setShortcut(QKeySequence("Ctrl+Shift+S"))
+        self.snapshot_action.setToolTip("Save the annotated picture as PNG (Ctrl+Shift+S)")
+        bar.addAction(self.snapshot_action)
 
         self.banner = Banner()
         self.view = VideoView()
@@ -199,6 +214,10 @@ class MainWindow(QMainWindow):
         self.display_fps_label = QLabel("Display: – fps")
         self.inference_fps_label = QLabel("Inference: – fps")
         self.latency_label = QLabel("Latency: – ms")
+        self.record_label = QLabel("")
+        self.record_label.setStyleSheet("color:#e5484d; font-weight:600;")
+        self.record_label.hide()
+        status.insertPermanentWidget(0, self.record_label)  # temporary messages would hide a normal widget
         for label in (self.device_label, self.model_label, self.display_fps_label, self.inference_fps_label,
                       self.latency_label):
             label.setContentsMargins(6, 0, 6, 0)
@@ -246,6 +265,8 @@ class MainWindow(QMainWindow):
         self._cameras_probed.connect(self._on_cameras_probed)
         self.smooth_check.toggled.connect(self.session.set_smoothing)
         self.open_action.triggered.connect(self._choose_image)
+        self.record_action.toggled.connect(self.set_recording)
+        self.snapshot_action.triggered.connect(self.save_snapshot)
         self.live_button.clicked.connect(self.back_to_live)
 
     # --- start and stop ----------------------------------------------------------------
@@ -291,6 +312,7 @@ class MainWindow(QMainWindow):
             return self._stopped_cleanly
         self._shut_down = True
         self._stats_timer.stop()
+        self.set_recording(False)  # every row written so far reaches the disk
         self._stopped_cleanly = self.session.stop(timeout)
         return self._stopped_cleanly
 
@@ -393,6 +415,8 @@ class MainWindow(QMainWindow):
         self._last_result = result
         self._last_result_time = time.monotonic()
         self.results_shown += 1
+        if self._recorder is not None:
+            self._recorder.add(result.frame_id, result.faces, result.model)
         self.view.set_faces(result.faces, result.frame_size)
         self._set_faces(result.faces)
 
@@ -505,6 +529,56 @@ class MainWindow(QMainWindow):
         elif event.kind == "info":
             self.banner.show_message(event.message, level="info", origin="worker")
 
+    # --- recording --------------------------------------------------------------------------
+
+    @Slot(bool)
+    def set_recording(self, on: bool) -> None:
+        """Start or stop writing the CSV timeline (``fer_desktop.recording``) into ``record_dir``."""
+        if on and self._recorder is None:
+            try:
+                self._recorder = TimelineRecorder(default_recording_path(self.record_dir))
+            except OSError as exc:
+                self.banner.show_message(str(exc), origin="record")
+                self.record_action.setChecked(False)
+                return
+            self.banner.clear_message("record")
+            path = self._recorder.path
+            self.record_label.setText(f"● REC {path.name}")
+            self.record_label.setToolTip(str(path))
+            self.record_label.show()
+            self.statusBar().showMessage(f"Recording to {path}", 5000)
+        elif not on and self._recorder is not None:
+            recorder, self._recorder = self._recorder, None
+            recorder.close()
+            self.last_recording = recorder.path
+            self.record_label.hide()
+            self.statusBar().showMessage(f"Recorded {recorder.frames} frames ({recorder.rows} rows) to "
+                                         f"{recorder.path}", 10000)
+        if self.record_action.isChecked() != (self._recorder is not None):
+            self.record_action.setChecked(self._recorder is not None)
+
+    @Slot()
+    def save_snapshot(self) -> Path | None:
+        """Save what the video view shows, overlays included, as PNG in ``record_dir``."""
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        path = self.record_dir / f"snapshot-{stamp}.png"
+        n = 1
+        while path.exists():
+            n += 1
+            path = self.record_dir / f"snapshot-{stamp}-{n}.png"
+        try:
+            self.record_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            self.banner.show_message(f"{self.record_dir}: cannot save the snapshot ({exc.strerror or exc})",
+                                     origin="record")
+            return None
+        if not self.view.grab().save(str(path), "PNG"):
+            self.banner.show_message(f"{path}: cannot save the snapshot", origin="record")
+            return None
+        self.last_snapshot = path
+        self.statusBar().showMessage(f"Snapshot saved to {path}", 8000)
+        return path
+
     # --- still images -----------------------------------------------------------------------
 
     @Slot()
@@ -560,6 +634,8 @@ class MainWindow(QMainWindow):
         now = time.monotonic()
         title = get_spec(self._current_model).title if self._current_model else "none"
         self.model_label.setText(f"Model: {title}")
+        if self._recorder is not None:
+            self.record_label.setText(f"● REC {self._recorder.path.name}: {self._recorder.frames} frames")
         self.device_label.setText(f"Device: {self._device}")
         recent = [t for t in self._display_times if now - t <= 2.0]
         if self._mode == "live" and len(recent) >= 2 and now - recent[-1] < 1.0:
