@@ -122,3 +122,24 @@ def test_train_command_line_reports_bad_data_in_one_line(tmp_path, capsys):
                        "--out", str(tmp_path / "run"), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "missing.npz" in err and "\n" not in err
+
+
+def test_choose_tta_picks_on_val_and_the_card_stays_reproducible(tmp_path):
+    from training.choose_tta import choose_tta
+    from training.data import load_dataset
+    from training.evaluate import evaluate_weights, headline
+
+    data_path = stripes_npz(tmp_path / "s.npz", per_class_train=4)
+    recipe = resolve_recipe("baseline_cnn", "best", overrides={"input_size": 32, "epochs": 1, "batch_size": 14,
+                                                               "architecture.widths": [8, 8, 8]})
+    train(RunConfig(model="baseline_cnn", data=str(data_path), out=str(tmp_path / "run"), device="cpu",
+                    progress=False), recipe)
+    weights = tmp_path / "run" / "baseline_cnn.safetensors"
+    data = load_dataset(data_path)
+    card = choose_tta(weights, data)
+    choice = card["test_time_augmentation_choice"]
+    expected = "hflip" if choice["val_accuracy"]["hflip"] > choice["val_accuracy"]["none"] else "none"
+    assert card["test_time_augmentation"] == choice["chosen"] == expected
+    assert json.loads(weights.with_suffix(".json").read_text())["test_time_augmentation"] == expected
+    measured = headline(evaluate_weights(weights, data))  # no override: follows the rewritten card
+    assert all(card["metrics"][k] == v for k, v in measured.items())
