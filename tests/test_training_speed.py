@@ -52,12 +52,14 @@ def test_training_learns_and_the_card_records_precision_and_cpu(tmp_path):
     data = stripes_npz(tmp_path / "stripes.npz", per_class_train=24)
     recipe = resolve_recipe("baseline_cnn", "best", overrides={
         "input_size": 32, "epochs": 6, "batch_size": 24, "lr": 0.05, "augment.erase_p": 0.0,
+        # The class is the stripes' angle: mirroring or rotating would turn one class into another.
+        "augment.hflip": False, "augment.rotate_deg": 0.0, "augment.zoom": 0.0, "tta": "none",
         "architecture.widths": [16, 32, 32]})
     run = RunConfig(model="baseline_cnn", data=str(data), out=str(tmp_path / "run"), device="cpu",
                     progress=False)
     metrics = train(run, recipe)
     history = metrics["history"]
-    assert history[-1]["train_loss"] < 0.6 * history[0]["train_loss"]
+    assert history[-1]["train_loss"] < 0.75 * history[0]["train_loss"]  # label smoothing keeps it above ~0.5
     assert metrics["test_accuracy"] >= 0.85, metrics["test_accuracy"]
     card = json.loads((tmp_path / "run" / "baseline_cnn.json").read_text())
     assert card["precision"] == ("bf16-autocast" if cpu_runs_bf16_natively() else "fp32")
