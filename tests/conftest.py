@@ -117,3 +117,43 @@ def no_shipped_weights(tmp_path, monkeypatch):
     only folders a test passes are searched, whatever weights ship."""
     monkeypatch.delenv("FER_DESKTOP_WEIGHTS", raising=False)
     monkeypatch.setattr("fer_desktop.weights._PACKAGE_DIR", tmp_path / "hidden" / "fer_desktop")
+
+
+class FaultyCapture:
+    """A real ``cv2.VideoCapture`` with injected faults: ``read`` raises after ``good`` frames (a driver
+    fault), ``release`` takes ``release_delay`` s (a slow driver); opens and releases go to ``log``."""
+
+    def __init__(self, source, good: int = 10**9, release_delay: float = 0.0, log: list | None = None):
+        import time
+
+        self._cap, self._left, self._delay, self._log = cv2.VideoCapture(source), good, release_delay, log
+        if log is not None:
+            log.append(("open", time.monotonic()))
+
+    def __getattr__(self, name):
+        return getattr(self._cap, name)
+
+    def read(self):
+        if self._left <= 0:
+            raise RuntimeError("camera driver fault\nsecond line of the driver's message")
+        self._left -= 1
+        return self._cap.read()
+
+    def release(self):
+        import time
+
+        time.sleep(self._delay)
+        self._cap.release()
+        if self._log is not None:
+            self._log.append(("released", time.monotonic()))
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny batches gain nothing from threads, and on a busy machine spinning threads cost a lot."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

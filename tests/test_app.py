@@ -10,6 +10,7 @@ import time
 import cv2
 import pytest
 
+from conftest import FaultyCapture
 from fer_desktop.app.main import build_window, use_pyside_qt_plugins
 from fer_desktop.models.registry import list_models
 from fer_desktop.weights import find_weights, train_command
@@ -150,7 +151,7 @@ def test_corrupt_weights_message_names_the_file(make_window, qtbot, cnn_weights_
     qtbot.waitUntil(lambda: window.frames_shown > frames, timeout=WAIT_MS)
 
 
-def test_missing_camera_is_reported_in_the_window(make_window, qtbot, tmp_path):
+def test_missing_camera_is_reported_in_the_window(make_window, qtbot, tmp_path, no_shipped_weights):
     window = make_window("--source", "7", "--weights-dir", tmp_path)
     qtbot.waitUntil(lambda: "camera 7" in window.banner.text(), timeout=WAIT_MS)
     assert "not found" in window.banner.text()
@@ -184,32 +185,13 @@ def test_void_qt_calls_do_not_exhaust_none(make_window):
     assert sys.getrefcount(None) >= before - 1000  # a leak of one reference per call loses 300,000
 
 
-class FlakyCapture:
-    """A real capture whose ``read`` raises after ``good`` frames (a driver fault), and whose release can be slow."""
-
-    def __init__(self, source, good=10**9, release_delay=0.0):
-        self._cap, self._left, self._delay = cv2.VideoCapture(source), good, release_delay
-
-    def __getattr__(self, name):
-        return getattr(self._cap, name)
-
-    def read(self):
-        if self._left <= 0:
-            raise RuntimeError("camera driver fault")
-        self._left -= 1
-        return self._cap.read()
-
-    def release(self):
-        time.sleep(self._delay)
-        self._cap.release()
-
-
-def test_capture_failure_shows_a_banner_then_recovers(make_window, qtbot, tmp_path, face_video):
+def test_capture_failure_shows_a_banner_then_recovers(make_window, qtbot, tmp_path, face_video,
+                                                      no_shipped_weights):
     opens = []
 
     def open_capture(source):
         opens.append(source)
-        return FlakyCapture(source, good=5 if len(opens) == 1 else 10**9)
+        return FaultyCapture(source, good=5 if len(opens) == 1 else 10**9)
 
     window = make_window("--source", face_video, "--weights-dir", tmp_path)
     qtbot.waitUntil(lambda: window.frames_shown >= 1, timeout=WAIT_MS)  # started with the real capture
@@ -224,16 +206,17 @@ def test_capture_failure_shows_a_banner_then_recovers(make_window, qtbot, tmp_pa
     assert len(opens) >= 2
 
 
-def test_switching_source_does_not_block_the_window(make_window, qtbot, tmp_path, face_video, group_video):
+def test_switching_source_does_not_block_the_window(make_window, qtbot, tmp_path, face_video, group_video,
+                                                    no_shipped_weights):
     window = make_window("--source", face_video, "--weights-dir", tmp_path)
     qtbot.waitUntil(lambda: window.frames_shown >= 1, timeout=WAIT_MS)
-    window.session.open_capture = lambda source: FlakyCapture(source, release_delay=1.5)
+    window.session.open_capture = lambda source: FaultyCapture(source, release_delay=0.5)
     window.set_source(face_video)
     frames = window.frames_shown
     qtbot.waitUntil(lambda: window.frames_shown >= frames + 3, timeout=WAIT_MS)
     t0 = time.monotonic()
     window.set_source(group_video)
-    assert time.monotonic() - t0 < 0.3  # old code: up to 2 s on the GUI thread, waiting for the release
+    assert time.monotonic() - t0 < 0.3  # old code: 0.5 s and more on the GUI thread, waiting for the release
     frames = window.frames_shown
     qtbot.waitUntil(lambda: window.frames_shown > frames + 3, timeout=WAIT_MS)
 
@@ -271,7 +254,8 @@ def test_open_image_through_the_action_and_its_file_dialog(make_window, qtbot, c
     assert window.last_image_result.path == str(path) and len(window.view.faces()) == 1
 
 
-def test_video_file_entry_of_the_source_combo(make_window, qtbot, tmp_path, face_video, group_video, monkeypatch):
+def test_video_file_entry_of_the_source_combo(make_window, qtbot, tmp_path, face_video, group_video, monkeypatch,
+                                              no_shipped_weights):
     from PySide6.QtWidgets import QFileDialog
 
     from fer_desktop.app.main_window import VIDEO_FILE
@@ -354,7 +338,8 @@ def test_record_writes_a_row_per_frame_and_face_across_a_model_switch(make_windo
     assert snapshot.parent == tmp_path / "rec" and image is not None and image.shape[1] > 200
 
 
-def test_record_into_an_unwritable_folder_says_so(make_window, qtbot, tmp_path, face_video):
+def test_record_into_an_unwritable_folder_says_so(make_window, qtbot, tmp_path, face_video,
+                                                  no_shipped_weights):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     window = make_window("--source", face_video, "--weights-dir", tmp_path, "--record-dir", blocker / "rec")

@@ -7,6 +7,7 @@ import time
 import numpy as np
 import pytest
 
+from conftest import FaultyCapture
 from fer_desktop.capture import FrameSource, parse_source, probe_camera
 
 
@@ -147,32 +148,13 @@ def test_lost_source_reconnects(tmp_path, face_video):
         assert src.stop(timeout=2.0)
 
 
-class FailingCapture:
-    """A real ``cv2.VideoCapture`` whose ``read`` raises after ``good`` frames, as a broken driver would."""
-
-    def __init__(self, source, good: int):
-        import cv2
-
-        self._cap = cv2.VideoCapture(source)
-        self._left = good
-
-    def __getattr__(self, name):
-        return getattr(self._cap, name)
-
-    def read(self):
-        if self._left <= 0:
-            raise RuntimeError("driver exploded\nsecond line of the driver's message")
-        self._left -= 1
-        return self._cap.read()
-
-
 def test_an_exception_while_reading_is_shown_and_capture_recovers(face_video):
     """Old code: the exception ended the thread for good (state 'stopped', no frames, no message)."""
     opens = []
 
     def open_capture(source):
         opens.append(source)
-        return FailingCapture(source, good=3 if len(opens) <= 2 else 10_000)  # two bad opens, then healthy
+        return FaultyCapture(source, good=3 if len(opens) <= 2 else 10_000)  # two bad opens, then healthy
 
     rec = Recorder()
     src = FrameSource(face_video, on_frame=rec.frame, on_status=rec.status, retry_interval=0.05,
@@ -180,7 +162,7 @@ def test_an_exception_while_reading_is_shown_and_capture_recovers(face_video):
     try:
         assert wait_for(lambda: len(rec.frames) >= 12)  # frames after the second failure: it recovered
         errors = [s for s in rec.statuses if s.state == "error"]
-        assert errors and "capture failed (driver exploded)" in errors[0].message
+        assert errors and "capture failed (camera driver fault)" in errors[0].message
         assert "\n" not in errors[0].message
         assert src.running and "stopped" not in rec.states()
         assert any("reconnected" in s.message for s in rec.statuses)
@@ -222,31 +204,13 @@ def test_a_listener_that_raises_is_logged_not_swallowed(face_video, caplog):
     assert any("listener" in r.getMessage() and r.exc_info for r in caplog.records)
 
 
-class SlowReleaseCapture:
-    """A real capture that takes ``delay`` s to let go of its device, as some camera drivers do."""
-
-    def __init__(self, source, log, delay=0.0):
-        import cv2
-
-        self._cap, self._log, self._delay = cv2.VideoCapture(source), log, delay
-        log.append(("open", time.monotonic()))
-
-    def __getattr__(self, name):
-        return getattr(self._cap, name)
-
-    def release(self):
-        time.sleep(self._delay)
-        self._cap.release()
-        self._log.append(("released", time.monotonic()))
-
-
 def test_switching_source_neither_blocks_nor_opens_a_device_still_held(face_video):
     events = []
-    old = FrameSource(face_video, open_capture=lambda s: SlowReleaseCapture(s, events, delay=0.6)).start()
+    old = FrameSource(face_video, open_capture=lambda s: FaultyCapture(s, release_delay=0.6, log=events)).start()
     assert wait_for(lambda: old.frames_read >= 2)
     t0 = time.monotonic()
     assert old.stop(timeout=0) is False  # asked to stop; still releasing
-    new = FrameSource(face_video, after=old, open_capture=lambda s: SlowReleaseCapture(s, events)).start()
+    new = FrameSource(face_video, after=old, open_capture=lambda s: FaultyCapture(s, log=events)).start()
     assert time.monotonic() - t0 < 0.2  # the caller (the GUI thread) never waits for the old device
     try:
         assert wait_for(lambda: new.frames_read >= 2)

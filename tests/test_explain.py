@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import torch
 
 from fer_desktop.classifier import load_classifier
 from fer_desktop.emotions import EMOTIONS
@@ -11,12 +10,7 @@ from fer_desktop.explain import explain, has_attention
 MODELS = ["baseline_cnn", "attention_cnn", "resnet50", "resnet50_cbam"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("name", MODELS)

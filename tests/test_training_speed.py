@@ -14,12 +14,7 @@ from training.recipes import resolve_recipe
 from training.train import RunConfig, train
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def stripes_npz(path, per_class_train: int, seed: int = 0):
