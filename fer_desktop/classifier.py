@@ -80,8 +80,8 @@ class Classifier:
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.device.type == "cuda"):
             if not self.hflip_tta:
                 return self.model(x).float()
-            # The faces and their mirrors as one batch: one pass through the network, so a
-            # single face costs less than twice (bench/RESULTS.md).
+            # The faces and their mirrors as one batch: one pass through the network
+            # (bench.pipeline times each model with and without the flip).
             both = self.model(torch.cat([x, x.flip(-1)])).float()
         return (both[:len(x)] + both[len(x):]) / 2
 

@@ -2,7 +2,7 @@
 
 bf16 halves memory traffic and, on CPUs with AMX or AVX512-BF16, runs matrix
 multiplies natively; elsewhere (AVX2-only CPUs such as AMD Zen 3) torch emulates
-it and a training step is about ten times slower than in fp32 (training/README.md).
+it and a training step is about eleven times slower than in fp32 (training/README.md).
 """
 
 import platform

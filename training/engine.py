@@ -22,8 +22,8 @@ class Feed:
     std: tuple[float, float, float]
     device: torch.device
     bf16: bool = False  # autocast to bf16 (no loss scaling needed): see fer_desktop.precision
-    # oneDNN (CPU) and cuDNN run convolutions fastest channels-last: +19 % img/s for
-    # baseline_cnn training on a 2-core AMD EPYC (training/benchmark_results.json).
+    # oneDNN (CPU) and cuDNN run convolutions fastest channels-last: on a 2-core AMD EPYC,
+    # +2 to +33 % training img/s for the custom CNNs (training/benchmark_results.json).
     channels_last: bool = True
 
     def inputs(self, faces: torch.Tensor) -> torch.Tensor:

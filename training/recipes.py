@@ -94,12 +94,11 @@ def best_recipe(model: str) -> Recipe:
 def cnn_cpu_recipe() -> Recipe:
     """The custom CNNs' ``best`` recipe, sized to train in about 80 minutes on a 2-core CPU.
 
-    On such a CPU a training step is compute-bound (about 80 GFLOP/s in fp32 on
-    AVX2), so the network's cost decides how many epochs a session buys: half the
-    paper's widths (32-64-128) run 4.2 times as many images per second as
-    64-128-256, and 24 epochs of the narrower network learn more than 6 of the
-    wider one. A short schedule needs little regularisation: one dropout rate of
-    0.3 instead of 0.5, no mixup (it pays off only over long schedules).
+    On such a CPU a training step is compute-bound, so the network's cost decides how many epochs a session buys: half the
+    registry's widths (32-64-128) train about 3.3 times as many images per second
+    as 64-128-256 (training/benchmark_results.json), so 24 epochs fit in about 80
+    minutes instead of 7. A short schedule gets light regularisation: one dropout
+    rate of 0.3 instead of 0.5, no mixup (it pays off only over long schedules).
     training/README.md has the comparison.
     """
     return Recipe(
