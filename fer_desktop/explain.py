@@ -71,3 +71,39 @@ def _face_maps(maps: torch.Tensor) -> np.ndarray:
     low = maps.amin(dim=(1, 2), keepdim=True)
     high = maps.amax(dim=(1, 2), keepdim=True)
     return ((maps - low) / (high - low).clamp_min(1e-8)).cpu().numpy().astype(np.float32)
+
+
+class LiveExplainer:
+    """Maps for live video at a reduced rate, so that explaining does not halve the frame rate.
+
+    A map is drawn in its face's crop, so it follows the face between updates;
+    it is recomputed every ``interval`` seconds, for a new face, and after a
+    model switch. ``method`` "attention" falls back to Grad-CAM for models
+    without attention (``method_for``).
+    """
+
+    def __init__(self, method: str = "gradcam", interval: float = 0.2) -> None:
+        if method not in METHODS:
+            raise ValueError(f"unknown explanation {method!r}; choose one of {', '.join(METHODS)}")
+        self.method = method
+        self.interval = interval
+        self._maps: dict[int, np.ndarray] = {}
+        self._classifier = None
+        self._last = -float("inf")
+
+    def method_for(self, classifier) -> str:
+        return "attention" if self.method == "attention" and has_attention(classifier) else "gradcam"
+
+    def update(self, classifier, keys, crops, now: float) -> dict[int, np.ndarray]:
+        """``keys``: one id per face (track ids), ``crops``: their uint8 ``[N, 48, 48]`` faces."""
+        keys = list(keys)
+        if not keys:
+            self._maps = {}
+            return {}
+        stale = (classifier is not self._classifier or now - self._last >= self.interval
+                 or any(k not in self._maps for k in keys))
+        if stale:
+            maps = explain(classifier, crops, self.method_for(classifier))
+            self._maps = dict(zip(keys, maps))
+            self._classifier, self._last = classifier, now
+        return {k: self._maps[k] for k in keys}

@@ -46,6 +46,7 @@ class InferenceResult:
     timings_ms: dict[str, float]  # detect, crop, infer, total
     latency_ms: float  # from the frame being read to this result
     fps: float  # inference results per second (moving average)
+    maps: dict[int, np.ndarray] = field(default_factory=dict)  # track id -> explanation map, when on
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class ImageResult:
     whole_image: bool = False  # no face found: the whole image was classified
     model: str = ""
     error: str | None = None
+    maps: np.ndarray | None = None  # [N, 48, 48] explanation maps, one per face, when explaining is on
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,8 @@ class InferenceWorker:
         self._frame_errors = RepeatThrottle(interval=2.0)
         self._preloaded = False  # PRELOAD_MODULES imported (after the first model loaded)
         self._tracker = FaceTracker(enabled=smoothing)
+        self._explainer = None  # a LiveExplainer while explanation maps are on
+        self._explain_errors = RepeatThrottle(interval=2.0)
         self._thread: threading.Thread | None = None
         self.results = 0
         if model:
@@ -199,6 +203,23 @@ class InferenceWorker:
     @property
     def smoothing(self) -> bool:
         return self._tracker.enabled
+
+    def set_explain(self, method: str | None, interval: float = 0.2) -> None:
+        """Explanation maps ("gradcam" or "attention", see ``fer_desktop.explain``) on every face, or None.
+
+        Live maps are recomputed every ``interval`` seconds and follow their face in between.
+        """
+        if method is None:
+            self._explainer = None
+            return
+        from fer_desktop.explain import LiveExplainer
+
+        self._explainer = LiveExplainer(method, interval)
+
+    @property
+    def explain(self) -> str | None:
+        explainer = self._explainer
+        return explainer.method if explainer is not None else None
 
     def submit_image(self, path: "str | Path") -> None:
         """Label a still image (tiled detection; no face -> the whole image); see ``on_image``."""
@@ -358,11 +379,12 @@ class InferenceWorker:
                 last_time = now
                 clf = self._classifier
                 self.results += 1
+                faces = self._tracker.update(result.faces, now)
+                maps = self._live_maps(clf, faces, result)
                 out = InferenceResult(
                     frame_id=frame.id, frame_size=(frame.image.shape[1], frame.image.shape[0]),
-                    faces=self._tracker.update(result.faces, now), model=clf.name,
-                    device=clf.device.type, timings_ms=result.timings_ms,
-                    latency_ms=(now - frame.timestamp) * 1e3, fps=fps)
+                    faces=faces, model=clf.name, device=clf.device.type, timings_ms=result.timings_ms,
+                    latency_ms=(time.monotonic() - frame.timestamp) * 1e3, fps=fps, maps=maps)
                 self._notify(self._on_result, out, "on_result")
         finally:
             if detector is not None:
@@ -386,6 +408,32 @@ class InferenceWorker:
         result.timings_ms["total"] = (time.perf_counter() - t0) * 1e3
         return result
 
+    def _live_maps(self, classifier, faces, result) -> dict:
+        explainer = self._explainer
+        if explainer is None or result.crops is None:
+            return {}
+        t0 = time.perf_counter()
+        try:
+            maps = explainer.update(classifier, [f.track_id for f in faces], result.crops, t0)
+        except Exception as exc:
+            log.debug("explanation failed", exc_info=True)
+            message = self._explain_errors(f"cannot explain: {_one_line(exc)}")
+            if message is not None:
+                self._emit(WorkerEvent("error", message))
+            return {}
+        if self._explain_errors.active:
+            self._explain_errors.reset()
+        result.timings_ms["explain"] = (time.perf_counter() - t0) * 1e3
+        return maps
+
+    def _image_maps(self, crops) -> np.ndarray | None:
+        explainer = self._explainer
+        if explainer is None or crops is None or not len(crops):
+            return None
+        from fer_desktop.explain import explain
+
+        return explain(self._classifier, crops, explainer.method_for(self._classifier))
+
     def _label_image(self, detector, path: str) -> None:
         from fer_desktop.image_io import ImageError, read_image
         from fer_desktop.pipeline import FramePipeline
@@ -402,7 +450,8 @@ class InferenceWorker:
                 pipeline = FramePipeline(_Tiled(detector), self._classifier)
                 frame_result = pipeline(image, whole_image_fallback=True)
                 result = ImageResult(path, image=image, faces=frame_result.faces,
-                                     whole_image=frame_result.whole_image, model=self._classifier.name)
+                                     whole_image=frame_result.whole_image, model=self._classifier.name,
+                                     maps=self._image_maps(frame_result.crops))
             except ImageError as exc:
                 result = ImageResult(path, error=str(exc))
             except Exception as exc:

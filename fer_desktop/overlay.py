@@ -64,14 +64,18 @@ def face_region(box, frame_shape, whole_image: bool = False) -> tuple[int, int, 
     return crop_square(box, frame_shape)
 
 
+def heat_colors(face_map: np.ndarray) -> np.ndarray:
+    """A [0, 1] map as a BGR uint8 heat map (blue: ignored, red: where the model looked)."""
+    return cv2.applyColorMap(np.clip(face_map * 255, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)
+
+
 def blend_map(img: np.ndarray, region: tuple[int, int, int, int], face_map: np.ndarray,
               alpha: float = 0.45) -> None:
     """Blend a [0, 1] map over the 48x48 face as a heat map (red: where the model looked). In place."""
     x0, y0, x1, y1 = region
     if x1 <= x0 or y1 <= y0:
         return
-    heat = cv2.applyColorMap(np.clip(face_map * 255, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)
-    heat = cv2.resize(heat, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+    heat = cv2.resize(heat_colors(face_map), (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
     roi = img[y0:y1, x0:x1]
     img[y0:y1, x0:x1] = cv2.addWeighted(roi, 1.0 - alpha, heat, alpha, 0.0)
 

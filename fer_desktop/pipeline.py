@@ -38,6 +38,7 @@ class FrameResult:
     faces: list[FaceResult]
     whole_image: bool = False  # no face was found; the whole image was classified
     timings_ms: dict[str, float] = field(default_factory=dict)
+    crops: np.ndarray | None = None  # the uint8 [N, 48, 48] faces the classifier saw (for explanation maps)
 
 
 class FramePipeline:
@@ -73,4 +74,4 @@ class FramePipeline:
         probs = self.classifier.predict(faces) if len(faces) else np.zeros((0, len(EMOTIONS)), np.float32)
         t3 = time.perf_counter()
         timings = {"detect": (t1 - t0) * 1e3, "crop": (t2 - t1) * 1e3, "infer": (t3 - t2) * 1e3}
-        return FrameResult([FaceResult(b, p) for b, p in zip(boxes, probs)], whole, timings)
+        return FrameResult([FaceResult(b, p) for b, p in zip(boxes, probs)], whole, timings, faces)

@@ -39,10 +39,15 @@ def face_patch(side: int = 240) -> np.ndarray:
 
 
 def write_video(path: Path, faces: int = 1, frames: int = 45, fps: float = 15.0,
-                size: tuple[int, int] = (640, 360)) -> Path:
-    """An mp4 of ``faces`` (1 or 2) copies of the face drifting over a grey background."""
+                size: tuple[int, int] = (640, 360), grey: bool = False) -> Path:
+    """An mp4 of ``faces`` (1 or 2) copies of the face drifting over a grey background.
+
+    ``grey``: the face in shades of grey too, so that any colour on screen is an overlay.
+    """
     width, height = size
     face = face_patch(240)
+    if grey:
+        face = cv2.cvtColor(cv2.cvtColor(face, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
     assert writer.isOpened(), "OpenCV cannot write mp4v here"
     for i in range(frames):
@@ -97,6 +102,11 @@ def face_video(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def group_video(tmp_path_factory) -> Path:
     return write_video(tmp_path_factory.mktemp("video") / "two_faces.mp4", faces=2)
+
+
+@pytest.fixture(scope="session")
+def grey_group_video(tmp_path_factory) -> Path:
+    return write_video(tmp_path_factory.mktemp("video") / "two_grey_faces.mp4", faces=2, grey=True)
 
 
 @pytest.fixture(scope="session")

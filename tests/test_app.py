@@ -346,3 +346,40 @@ def test_record_into_an_unwritable_folder_says_so(make_window, qtbot, tmp_path, 
     window.record_action.trigger()
     assert not window.record_action.isChecked() and "cannot record here" in window.banner.text()
     assert window.save_snapshot() is None and "cannot save the snapshot" in window.banner.text()
+
+
+def test_explain_toggle_draws_maps_on_video_and_image(make_window, qtbot, cnn_weights_dir, group_video, tmp_path,
+                                                      group_image):
+    import numpy as np
+
+    window = make_window("--source", group_video, "--weights-dir", cnn_weights_dir, "--model", "attention_cnn")
+    qtbot.waitUntil(lambda: window.results_shown >= 2, timeout=WAIT_MS)
+    assert not window._last_result.maps and not window.view.shows_maps()
+    window.explain_check.click()  # what Ctrl+E does
+    assert window.explain_method == "gradcam" and window.explain_combo.isEnabled()
+
+    def maps_for_every_face():
+        r = window._last_result
+        return len(r.faces) == 2 and set(r.maps) == {f.track_id for f in r.faces}
+    qtbot.waitUntil(maps_for_every_face, timeout=WAIT_MS)
+    maps = window._last_result.maps
+    assert all(m.shape == (48, 48) and m.dtype == np.float32 and 0 <= m.min() and m.max() <= 1
+               for m in maps.values())
+    assert window.view.shows_maps() and "explain" in window._last_result.timings_ms
+
+    window.explain_combo.setCurrentIndex(window.explain_combo.findData("attention"))
+    window.explain_combo.activated.emit(window.explain_combo.currentIndex())  # as a user's choice does
+    assert window.session.worker.explain == "attention"
+    qtbot.waitUntil(lambda: window._last_result.maps and window.results_shown > 5, timeout=WAIT_MS)
+
+    # A still image is labelled with maps while the toggle is on, and without them once it is off.
+    path = tmp_path / "group.png"
+    cv2.imwrite(str(path), group_image)
+    window.open_image(path)
+    qtbot.waitUntil(lambda: window.last_image_result is not None, timeout=WAIT_MS)
+    result = window.last_image_result
+    assert result.maps is not None and result.maps.shape == (len(result.faces), 48, 48)
+    assert window.view.shows_maps()
+    window.explain_check.click()
+    qtbot.waitUntil(lambda: window.last_image_result is not result, timeout=WAIT_MS)
+    assert window.last_image_result.maps is None and not window.view.shows_maps()

@@ -60,3 +60,28 @@ def test_gradcam_puts_its_mass_where_the_evidence_is(tmp_path):
     maps = explain(clf, faces, "gradcam")
     left = maps[:, :, :24].sum() / maps.sum()
     assert left > 0.65, left  # a map that ignored the gradients, or flipped sides, fails here
+
+
+def test_live_maps_are_recomputed_at_the_interval_for_new_faces_and_after_a_switch(tiny_weights_dir):
+    from fer_desktop.explain import LiveExplainer
+
+    baseline = load_classifier("baseline_cnn", device="cpu", weights_dir=tiny_weights_dir)
+    attention = load_classifier("attention_cnn", device="cpu", weights_dir=tiny_weights_dir)
+    rng = np.random.default_rng(1)
+    faces = rng.integers(0, 256, (2, 48, 48), dtype=np.uint8)
+    live = LiveExplainer("attention", interval=0.2)
+    assert live.method_for(baseline) == "gradcam" and live.method_for(attention) == "attention"
+
+    first = live.update(baseline, [1, 2], faces, now=10.0)
+    assert set(first) == {1, 2}
+    same = live.update(baseline, [1, 2], faces[::-1], now=10.1)  # within the interval: the maps follow the ids
+    assert all(same[k] is first[k] for k in (1, 2))
+    new_face = live.update(baseline, [1, 3], faces, now=10.15)  # a face without a map: computed now
+    assert set(new_face) == {1, 3} and new_face[1] is not first[1]
+    later = live.update(baseline, [1, 3], faces, now=10.4)
+    assert later[1] is not new_face[1]
+    switched = live.update(attention, [1, 3], faces, now=10.45)
+    np.testing.assert_allclose(switched[1], explain(attention, faces[:1], "attention")[0], atol=1e-5)
+    assert live.update(attention, [], faces[:0], now=10.5) == {}
+    with pytest.raises(ValueError, match="unknown explanation"):
+        LiveExplainer("saliency")

@@ -104,7 +104,7 @@ def cnn_cpu_recipe() -> Recipe:
     return Recipe(
         name="best",
         input_size=48,  # the faces' own size: upsampling adds no detail
-        epochs=24,
+        epochs=30,  # --budget-s fits the count (and the schedule) to the time given
         batch_size=128,
         optimizer="sgd",
         lr=0.05,
@@ -115,8 +115,10 @@ def cnn_cpu_recipe() -> Recipe:
         warmup_epochs=1,
         label_smoothing=0.1,
         mixup_alpha=0.0,
-        augment=AugmentConfig(hflip=True, rotate_deg=15.0, zoom=0.15, translate=0.08, brightness=0.25,
-                              contrast=0.25, erase_p=0.25),
+        # Lighter than the ResNets': with erasing and 15-degree rotations the first
+        # runs underfit (augmented training accuracy = PublicTest accuracy at the end).
+        augment=AugmentConfig(hflip=True, rotate_deg=10.0, zoom=0.1, translate=0.06, brightness=0.2,
+                              contrast=0.2, erase_p=0.0),
         tta="hflip",
         init="scratch",
         architecture={"widths": [32, 64, 128], "dropout": 0.3},

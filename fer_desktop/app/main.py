@@ -37,6 +37,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--weights-dir", type=Path, default=None,
                         help="folder with <model>.safetensors and <model>.json (searched first)")
     parser.add_argument("--no-smoothing", action="store_true", help="start with smoothing off")
+    parser.add_argument("--explain", nargs="?", const="gradcam", choices=["gradcam", "attention"], default=None,
+                        help="start with explanation maps on (default method: gradcam; attention for the "
+                             "attention models' own maps)")
     parser.add_argument("--record-dir", type=Path, default=None,
                         help="where Record and Snapshot write (default: ~/fer-desktop)")
     parser.add_argument("-v", "--verbose", action="store_true",
@@ -85,7 +88,7 @@ def build_window(args=None):
         args = parse_args(args or [])
     return MainWindow(source=args.source, model=args.model, device=args.device,
                       weights_dir=args.weights_dir, smoothing=not getattr(args, "no_smoothing", False),
-                      record_dir=getattr(args, "record_dir", None))
+                      record_dir=getattr(args, "record_dir", None), explain=getattr(args, "explain", None))
 
 
 def _install_smoke_hook(window, app) -> None:

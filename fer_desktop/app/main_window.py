@@ -74,7 +74,7 @@ class MainWindow(QMainWindow):
     _cameras_probed = Signal(dict)  # camera index -> found, from the probing thread
 
     def __init__(self, source=0, model: str | None = None, device: str = "auto", weights_dir=None,
-                 smoothing: bool = True, record_dir=None) -> None:
+                 smoothing: bool = True, record_dir=None, explain: str | None = None) -> None:
         super().__init__()
         self.record_dir = Path(record_dir) if record_dir else default_recording_path().parent
         self._recorder: TimelineRecorder | None = None
@@ -103,6 +103,8 @@ class MainWindow(QMainWindow):
         self._build_ui(smoothing)
         self._connect()
         self._start_model = self._initial_model()
+        if explain is not None:
+            self.set_explain(explain)
         self._stats_timer = QTimer(self)
         self._stats_timer.setInterval(500)
         self._stats_timer.timeout.connect(self._update_stats)
@@ -135,6 +137,20 @@ class MainWindow(QMainWindow):
         self.smooth_check.setChecked(smoothing)
         self.smooth_check.setToolTip("Average each face's probabilities over time so labels do not flicker")
         bar.addWidget(self.smooth_check)
+        self.explain_check = QCheckBox("Explain")
+        self.explain_check.setShortcut(QKeySequence("Ctrl+E"))
+        self.explain_check.setToolTip("Show where the model looks: a heat map over every face (Ctrl+E)")
+        bar.addWidget(self.explain_check)
+        self.explain_combo = QComboBox()
+        self.explain_combo.addItem("Grad-CAM", "gradcam")
+        self.explain_combo.addItem("Attention", "attention")
+        self.explain_combo.setItemData(0, "Grad-CAM (gradients of the top emotion): every model",
+                                       Qt.ItemDataRole.ToolTipRole)
+        self.explain_combo.setItemData(1, "The model's own spatial attention map: the attention CNN and "
+                                          "ResNet-50 + CBAM (Grad-CAM for the others)",
+                                       Qt.ItemDataRole.ToolTipRole)
+        self.explain_combo.setEnabled(False)
+        bar.addWidget(self.explain_combo)
         bar.addSeparator()
 
         self.open_action = QAction("Open image…", self)
@@ -264,6 +280,8 @@ class MainWindow(QMainWindow):
         self.source_combo.popup_requested.connect(self._probe_cameras)
         self._cameras_probed.connect(self._on_cameras_probed)
         self.smooth_check.toggled.connect(self.session.set_smoothing)
+        self.explain_check.toggled.connect(self._on_explain_changed)
+        self.explain_combo.activated.connect(self._on_explain_changed)
         self.open_action.triggered.connect(self._choose_image)
         self.record_action.toggled.connect(self.set_recording)
         self.snapshot_action.triggered.connect(self.save_snapshot)
@@ -417,7 +435,7 @@ class MainWindow(QMainWindow):
         self.results_shown += 1
         if self._recorder is not None:
             self._recorder.add(result.frame_id, result.faces, result.model)
-        self.view.set_faces(result.faces, result.frame_size)
+        self.view.set_faces(result.faces, result.frame_size, result.maps)
         self._set_faces(result.faces)
 
     def _set_faces(self, faces) -> None:
@@ -529,6 +547,32 @@ class MainWindow(QMainWindow):
         elif event.kind == "info":
             self.banner.show_message(event.message, level="info", origin="worker")
 
+    # --- explanation maps -----------------------------------------------------------------
+
+    @property
+    def explain_method(self) -> str | None:
+        """None, or the explanation drawn over the faces: "gradcam" or "attention"."""
+        return self.explain_combo.currentData() if self.explain_check.isChecked() else None
+
+    def set_explain(self, method: str | None) -> None:
+        """Turn the maps on with ``method`` ("gradcam" or "attention"), or off with None."""
+        if method is not None:
+            self.explain_combo.setCurrentIndex(max(0, self.explain_combo.findData(method)))
+        self.explain_check.setChecked(method is not None)
+        self._on_explain_changed()
+
+    @Slot()
+    def _on_explain_changed(self, *_) -> None:
+        method = self.explain_method
+        self.explain_combo.setEnabled(method is not None)
+        if method == self.session.explain:
+            return
+        self.session.set_explain(method)
+        if self._mode == "image" and self.last_image_result is not None:
+            self.open_image(self.last_image_result.path)  # label it again, with or without maps
+        elif method is None and self._last_result is not None:
+            self.view.set_faces(self._last_result.faces, self._last_result.frame_size)
+
     # --- recording --------------------------------------------------------------------------
 
     @Slot(bool)
@@ -606,7 +650,9 @@ class MainWindow(QMainWindow):
         self.live_action.setVisible(True)
         self._selected = None
         self.view.set_frame(result.image)
-        self.view.set_faces(result.faces, (result.image.shape[1], result.image.shape[0]))
+        maps = dict(enumerate(result.maps)) if result.maps is not None else None
+        self.view.set_faces(result.faces, (result.image.shape[1], result.image.shape[0]), maps,
+                            whole_image=result.whole_image)
         self._set_faces(result.faces)
         name = Path(result.path).name
         if result.whole_image:

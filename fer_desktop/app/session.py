@@ -59,6 +59,7 @@ class LiveSession(QObject):
         self._retired: FrameSource | None = None  # the last closed source, perhaps still releasing
         self.open_capture = cv2.VideoCapture  # how sources open devices (tests inject failures here)
         self._pending_images: list = []  # opened before the worker started
+        self._explain: str | None = None  # explanation maps: None, "gradcam" or "attention"
         self._frames = _Mailbox(self._frame_posted.emit)
         self._results = _Mailbox(self._result_posted.emit)
         # Emitted from the core threads, delivered in this object's (the GUI) thread.
@@ -74,6 +75,7 @@ class LiveSession(QObject):
                                       on_result=self._results.post, on_image=self.image_ready.emit,
                                       on_event=self.worker_event.emit, smoothing=smoothing)
         self.worker.set_source(self.source)
+        self.worker.set_explain(self._explain)
         for path in self._pending_images:
             self.worker.submit_image(path)
         self._pending_images.clear()
@@ -86,6 +88,15 @@ class LiveSession(QObject):
     def set_smoothing(self, enabled: bool) -> None:
         if self.worker is not None:
             self.worker.set_smoothing(enabled)
+
+    @property
+    def explain(self) -> str | None:
+        return self._explain
+
+    def set_explain(self, method: str | None) -> None:
+        self._explain = method
+        if self.worker is not None:
+            self.worker.set_explain(method)
 
     def open_image(self, path) -> None:
         if self.worker is not None:

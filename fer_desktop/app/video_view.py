@@ -12,6 +12,10 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from fer_desktop.app.colors import EMOTION_COLORS, text_color_on
 from fer_desktop.emotions import EMOTIONS
+from fer_desktop.overlay import face_region, heat_colors
+from fer_desktop.preprocessing import Box
+
+MAP_OPACITY = 0.45
 
 
 def to_qimage(image: np.ndarray) -> QImage:
@@ -35,6 +39,8 @@ class VideoView(QWidget):
         super().__init__(parent)
         self._image: QImage | None = None
         self._faces: list = []
+        self._heat: dict = {}  # face key -> QImage of its explanation map
+        self._whole_image = False
         self._frame_size: tuple[int, int] | None = None
         self._selected = None
         self._placeholder = "Starting…"
@@ -52,10 +58,17 @@ class VideoView(QWidget):
         self._image = to_qimage(image)
         self.update()
 
-    def set_faces(self, faces, frame_size: tuple[int, int] | None = None) -> None:
+    def set_faces(self, faces, frame_size: tuple[int, int] | None = None, maps: dict | None = None,
+                  whole_image: bool = False) -> None:
+        """``maps``: face key -> [0, 1] explanation map over the face's 48x48 crop (``fer_desktop.explain``)."""
         self._faces = list(faces)
         self._frame_size = frame_size
+        self._heat = {key: to_qimage(heat_colors(m)) for key, m in (maps or {}).items()}
+        self._whole_image = whole_image
         self.update()
+
+    def shows_maps(self) -> bool:
+        return bool(self._heat) and self._image is not None
 
     def set_selected(self, key) -> None:
         self._selected = key
@@ -66,7 +79,7 @@ class VideoView(QWidget):
         self.update()
 
     def clear(self, placeholder: str = "") -> None:
-        self._image, self._faces = None, []
+        self._image, self._faces, self._heat = None, [], {}
         self._placeholder = placeholder
         self.update()
 
@@ -131,11 +144,26 @@ class VideoView(QWidget):
         p.drawImage(self._target(), self._image)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         to_view = self._mapper()
+        if self._heat:
+            self._draw_maps(p, to_view)
         numbered = len(self._faces) > 1
         for i, face in enumerate(self._faces):
             key = face_key(face, i)
             self._draw_face(p, to_view(face.box), face.probs, f"#{i + 1} " if numbered else "",
                             selected=key == self._selected)
+
+    def _draw_maps(self, p: QPainter, to_view) -> None:
+        """Each face's map, blended over the square the classifier's crop was cut from."""
+        fw, fh = self._frame_size or (self._image.width(), self._image.height())
+        p.save()
+        p.setOpacity(MAP_OPACITY)
+        for i, face in enumerate(self._faces):
+            heat = self._heat.get(face_key(face, i))
+            if heat is None:
+                continue
+            x0, y0, x1, y1 = face_region(face.box, (fh, fw), self._whole_image)
+            p.drawImage(to_view(Box(x0, y0, x1 - x0, y1 - y0, 0.0)), heat)
+        p.restore()
 
     def _draw_face(self, p: QPainter, rect: QRectF, probs, prefix: str, selected: bool) -> None:
         top = int(np.argmax(probs))
