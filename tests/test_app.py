@@ -383,3 +383,29 @@ def test_explain_toggle_draws_maps_on_video_and_image(make_window, qtbot, cnn_we
     window.explain_check.click()
     qtbot.waitUntil(lambda: window.last_image_result is not result, timeout=WAIT_MS)
     assert window.last_image_result.maps is None and not window.view.shows_maps()
+
+
+def test_timeline_follows_the_selected_face(make_window, qtbot, cnn_weights_dir, group_video):
+    import numpy as np
+
+    from fer_desktop.emotions import EMOTIONS
+
+    window = make_window("--source", group_video, "--weights-dir", cnn_weights_dir, "--model", "baseline_cnn",
+                         "--no-smoothing")
+    qtbot.waitUntil(lambda: window.results_shown >= 2 and len(window.view.faces()) == 2, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: window.timeline.points() >= 4, timeout=WAIT_MS)
+    t, probs = window.timeline.series()
+    assert probs.shape == (len(t), len(EMOTIONS)) and t[-1] == 0 and (np.diff(t) > 0).all()
+
+    def drawn() -> bool:
+        x, _ = window.timeline.curves["happy"].getData()
+        return x is not None and len(x) >= 4
+    qtbot.waitUntil(drawn, timeout=5000)  # the chart redraws at 10 Hz
+
+    other = [f for f in window.view.faces() if f.track_id != window._selected][0]
+    window.select_face(other.track_id)
+    qtbot.waitUntil(lambda: window._timeline_key == other.track_id and window.timeline.points() >= 2,
+                    timeout=WAIT_MS)
+    last = window._last_result.faces
+    selected = next(f for f in last if f.track_id == other.track_id)
+    np.testing.assert_allclose(window.timeline.series()[1][-1], selected.probs)

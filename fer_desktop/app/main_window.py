@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFileDia
 from fer_desktop.app.colors import EMOTION_COLORS, text_color_on
 from fer_desktop.app.emotion_bars import EmotionBars
 from fer_desktop.app.session import LiveSession
+from fer_desktop.app.timeline import EmotionTimeline
 from fer_desktop.app.video_view import VideoView, face_key
 from fer_desktop.capture import describe_source, parse_source, probe_camera
 from fer_desktop.emotions import EMOTIONS
@@ -204,6 +205,13 @@ class MainWindow(QMainWindow):
         header.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         header.setMinimumSectionSize(24)
         self.table.verticalHeader().setDefaultSectionSize(22)
+        self.timeline = EmotionTimeline()
+        timeline_box = QGroupBox("Selected face, last 30 s")
+        timeline_layout = QVBoxLayout(timeline_box)
+        timeline_layout.setContentsMargins(4, 4, 4, 4)
+        timeline_layout.addWidget(self.timeline)
+        self._timeline_key = None  # whose probabilities the timeline shows
+
         faces_box = QGroupBox("All faces (%)")
         faces_layout = QVBoxLayout(faces_box)
         faces_layout.addWidget(self.table)
@@ -212,6 +220,7 @@ class MainWindow(QMainWindow):
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(6, 6, 6, 6)
         right_layout.addWidget(selected_box)
+        right_layout.addWidget(timeline_box, 1)
         right_layout.addWidget(faces_box, 1)
         right.setMinimumWidth(330)
 
@@ -238,7 +247,7 @@ class MainWindow(QMainWindow):
                       self.latency_label):
             label.setContentsMargins(6, 0, 6, 0)
             status.addPermanentWidget(label)
-        self.resize(1200, 580)
+        self.resize(1200, 700)
 
     def _fill_models(self) -> None:
         self.model_combo.clear()
@@ -437,6 +446,15 @@ class MainWindow(QMainWindow):
             self._recorder.add(result.frame_id, result.faces, result.model)
         self.view.set_faces(result.faces, result.frame_size, result.maps)
         self._set_faces(result.faces)
+        self._extend_timeline(result.faces)
+
+    def _extend_timeline(self, faces) -> None:
+        if self._selected != self._timeline_key:
+            self.timeline.clear()  # another face: its own history only
+            self._timeline_key = self._selected
+        for i, face in enumerate(faces):
+            if face_key(face, i) == self._selected:
+                self.timeline.add(time.monotonic(), face.probs)
 
     def _set_faces(self, faces) -> None:
         keys = [face_key(f, i) for i, f in enumerate(faces)]
