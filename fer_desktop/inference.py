@@ -47,6 +47,7 @@ class InferenceResult:
     latency_ms: float  # from the frame being read to this result
     fps: float  # inference results per second (moving average)
     maps: dict[int, np.ndarray] = field(default_factory=dict)  # track id -> explanation map, when on
+    image: np.ndarray | None = field(default=None, repr=False)  # the labelled frame (BGR; do not modify)
 
 
 @dataclass(frozen=True)
@@ -384,7 +385,8 @@ class InferenceWorker:
                 out = InferenceResult(
                     frame_id=frame.id, frame_size=(frame.image.shape[1], frame.image.shape[0]),
                     faces=faces, model=clf.name, device=clf.device.type, timings_ms=result.timings_ms,
-                    latency_ms=(time.monotonic() - frame.timestamp) * 1e3, fps=fps, maps=maps)
+                    latency_ms=(time.monotonic() - frame.timestamp) * 1e3, fps=fps, maps=maps,
+                    image=frame.image)
                 self._notify(self._on_result, out, "on_result")
         finally:
             if detector is not None:

@@ -9,15 +9,25 @@ every processed frame is accounted for.
 
 Rows are flushed to disk at least every ``flush_every`` seconds and on
 ``close``, so an app that is closed, or a camera that is unplugged, loses no
-row already written. No Qt here.
+row already written.
+
+``AnnotatedVideoRecorder`` writes the same frames, drawn as ``fer-predict
+--annotate`` draws them, to an MP4 beside the CSV. No Qt here.
 """
 
 import csv
+import logging
 import os
+import queue
+import threading
 import time
 from pathlib import Path
 
+import numpy as np
+
 from fer_desktop.emotions import EMOTIONS
+
+log = logging.getLogger(__name__)
 
 COLUMNS = ["time_s", "frame", "face", "x", "y", "w", "h", "label", "confidence", *EMOTIONS, "model"]
 
@@ -76,3 +86,81 @@ class TimelineRecorder:
             self._file.flush()
             os.fsync(self._file.fileno())
             self._file.close()
+
+
+class AnnotatedVideoRecorder:
+    """Annotated frames to an MP4 (``mp4v``), drawn and encoded in a thread of its own.
+
+    ``add`` only queues the frame, so the caller (the inference thread) never
+    waits on the encoder. The video keeps real time at ``fps``: a frame is
+    repeated until the next one arrives, so a model slower than the camera
+    gives a video of the right length. If the encoder falls behind, frames are
+    dropped (``dropped``) rather than piling up in memory.
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float = 30.0, queue_size: int = 8, clock=time.monotonic):
+        self.path = Path(path)
+        self.fps = float(fps)
+        self.written = 0  # frames in the file, repeats included
+        self.dropped = 0
+        self.error: str | None = None  # one line, if the file could not be written
+        self._clock = clock
+        self._start = clock()
+        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._thread = threading.Thread(target=self._run, name="video recorder", daemon=True)
+        self._thread.start()
+
+    def add(self, image: np.ndarray, faces, maps: dict | None = None) -> None:
+        """Queue ``image`` (BGR, not modified) with its ``faces`` and their explanation ``maps`` (by track id)."""
+        try:
+            self._queue.put_nowait((self._clock() - self._start, image, list(faces), maps))
+        except queue.Full:
+            self.dropped += 1
+
+    def close(self, timeout: float = 5.0) -> bool:
+        """Write what is queued and close the file; True if done within ``timeout`` s."""
+        try:
+            self._queue.put((None, None, None, None), timeout=timeout)
+        except queue.Full:
+            return False
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        import cv2
+
+        from fer_desktop.overlay import draw_results
+
+        writer = None
+        try:
+            while True:
+                t, image, faces, maps = self._queue.get()
+                if image is None:
+                    break
+                if self.error is not None:
+                    continue
+                face_maps = None
+                if maps and all(getattr(f, "track_id", None) in maps for f in faces):
+                    face_maps = [maps[f.track_id] for f in faces]
+                out = draw_results(image, faces, maps=face_maps)
+                if writer is not None and out.shape[:2] != (height, width):  # another source, another size
+                    out = cv2.resize(out, (width, height), interpolation=cv2.INTER_AREA)
+                if writer is None:
+                    height, width = out.shape[:2]
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                    writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps,
+                                             (width, height))
+                    if not writer.isOpened():
+                        self.error = f"{self.path}: cannot write the video"
+                        continue
+                # Repeat this frame up to its time: the file plays at the pace things happened.
+                due = max(self.written + 1, int(round(t * self.fps)) + 1)
+                while self.written < due:
+                    writer.write(out)
+                    self.written += 1
+        except Exception as exc:  # a full disk, an odd frame: stop writing, keep the app
+            log.debug("video recording failed", exc_info=True)
+            self.error = f"{self.path}: video recording stopped ({exc})"
+        finally:
+            if writer is not None:
+                writer.release()

@@ -409,3 +409,22 @@ def test_timeline_follows_the_selected_face(make_window, qtbot, cnn_weights_dir,
     last = window._last_result.faces
     selected = next(f for f in last if f.track_id == other.track_id)
     np.testing.assert_allclose(window.timeline.series()[1][-1], selected.probs)
+
+
+def test_record_with_video_writes_the_annotated_mp4_beside_the_csv(make_window, qtbot, cnn_weights_dir,
+                                                                   face_video, tmp_path):
+    window = make_window("--source", face_video, "--weights-dir", cnn_weights_dir, "--model", "baseline_cnn",
+                         "--record-dir", tmp_path)
+    qtbot.waitUntil(lambda: window.results_shown >= 1, timeout=WAIT_MS)
+    window.record_video_check.setChecked(True)
+    window.record_action.trigger()
+    assert not window.record_video_check.isEnabled()  # fixed while recording
+    qtbot.waitUntil(lambda: window._recorder.frames >= 10, timeout=WAIT_MS)
+    window.record_action.trigger()
+    video = window.last_video
+    assert video == window.last_recording.with_suffix(".mp4") and video.is_file()
+    cap = cv2.VideoCapture(str(video))
+    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    ok, frame = cap.read()
+    assert ok and frame.shape[:2] == (360, 640) and count >= 10
+    assert window.record_video_check.isEnabled() and not window.banner.isVisible()

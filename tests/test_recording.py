@@ -76,3 +76,42 @@ def test_an_unwritable_place_is_one_clear_error(tmp_path):
 def test_default_path_is_timestamped_in_the_folder(tmp_path):
     path = default_recording_path(tmp_path, now=0)
     assert path.parent == tmp_path and path.name.startswith("recording-") and path.suffix == ".csv"
+
+
+def test_annotated_video_keeps_real_time_and_draws_the_faces(tmp_path):
+    import cv2
+
+    from fer_desktop.recording import AnnotatedVideoRecorder
+
+    clock = Clock()
+    path = tmp_path / "rec" / "session.mp4"
+    video = AnnotatedVideoRecorder(path, fps=10.0, queue_size=100, clock=clock)
+    grey = np.full((120, 160, 3), 90, np.uint8)
+    for i, t in enumerate([0.0, 0.1, 0.5, 0.6]):  # a stall between 0.1 and 0.5 s
+        clock.now = 100.0 + t
+        video.add(grey, [face(1, 3)], maps={1: np.ones((48, 48), np.float32)} if i == 3 else None)
+    assert video.close() and video.error is None and video.dropped == 0
+    # 0.6 s at 10 fps: 7 frames, the one of 0.1 s repeated over the stall.
+    assert video.written == 7
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    assert len(frames) == 7 and frames[0].shape == grey.shape
+    assert np.abs(frames[0].astype(int) - 90).max() > 100  # the box and label were drawn
+    # The last frame's map turns the face's crop into colour.
+    chroma = lambda f: (f.max(axis=2).astype(int) - f.min(axis=2)).mean()
+    assert chroma(frames[-1]) > chroma(frames[0]) + 5
+
+
+def test_a_video_that_cannot_be_written_says_so(tmp_path):
+    from fer_desktop.recording import AnnotatedVideoRecorder
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    video = AnnotatedVideoRecorder(blocker / "session.mp4")
+    video.add(np.zeros((60, 80, 3), np.uint8), [])
+    assert video.close() and video.error and "session.mp4" in video.error

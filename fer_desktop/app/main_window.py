@@ -25,7 +25,7 @@ from fer_desktop.capture import describe_source, parse_source, probe_camera
 from fer_desktop.emotions import EMOTIONS
 from fer_desktop.image_io import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from fer_desktop.models.registry import get_spec, list_models
-from fer_desktop.recording import TimelineRecorder, default_recording_path
+from fer_desktop.recording import AnnotatedVideoRecorder, TimelineRecorder, default_recording_path
 from fer_desktop.weights import (WeightsError, default_model, describe_card, find_weights, read_card,
                                  train_command)
 
@@ -79,7 +79,9 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.record_dir = Path(record_dir) if record_dir else default_recording_path().parent
         self._recorder: TimelineRecorder | None = None
+        self._video_recorder: AnnotatedVideoRecorder | None = None
         self.last_recording: Path | None = None
+        self.last_video: Path | None = None
         self.last_snapshot: Path | None = None
         self.setWindowTitle("FER Desktop — facial emotion recognition")
         self.weights_dir = weights_dir
@@ -167,6 +169,9 @@ class MainWindow(QMainWindow):
         self.record_action.setShortcut(QKeySequence("Ctrl+R"))
         self.record_action.setToolTip("Write every frame's faces and emotions to a CSV timeline (Ctrl+R)")
         bar.addAction(self.record_action)
+        self.record_video_check = QCheckBox("Video")
+        self.record_video_check.setToolTip("Record also writes the annotated video (MP4) beside the CSV")
+        bar.addWidget(self.record_video_check)
         self.snapshot_action = QAction("Snapshot", self)
         self.snapshot_action.setShortcut(QKeySequence("Ctrl+Shift+S"))
         self.snapshot_action.setToolTip("Save the annotated picture as PNG (Ctrl+Shift+S)")
@@ -442,8 +447,6 @@ class MainWindow(QMainWindow):
         self._last_result = result
         self._last_result_time = time.monotonic()
         self.results_shown += 1
-        if self._recorder is not None:
-            self._recorder.add(result.frame_id, result.faces, result.model)
         self.view.set_faces(result.faces, result.frame_size, result.maps)
         self._set_faces(result.faces)
         self._extend_timeline(result.faces)
@@ -595,7 +598,8 @@ class MainWindow(QMainWindow):
 
     @Slot(bool)
     def set_recording(self, on: bool) -> None:
-        """Start or stop writing the CSV timeline (``fer_desktop.recording``) into ``record_dir``."""
+        """Start or stop writing the CSV timeline (``fer_desktop.recording``) into ``record_dir``,
+        and the annotated video beside it if "Video" is checked."""
         if on and self._recorder is None:
             try:
                 self._recorder = TimelineRecorder(default_recording_path(self.record_dir))
@@ -603,19 +607,36 @@ class MainWindow(QMainWindow):
                 self.banner.show_message(str(exc), origin="record")
                 self.record_action.setChecked(False)
                 return
-            self.banner.clear_message("record")
             path = self._recorder.path
+            self._video_recorder = None
+            if self.record_video_check.isChecked():
+                source = self.session.source
+                self._video_recorder = AnnotatedVideoRecorder(path.with_suffix(".mp4"),
+                                                              fps=source.fps if source else 30.0)
+            self.session.start_recording(self._recorder, self._video_recorder)
+            self.banner.clear_message("record")
             self.record_label.setText(f"● REC {path.name}")
-            self.record_label.setToolTip(str(path))
+            self.record_label.setToolTip(str(path) + (" (+ .mp4)" if self._video_recorder else ""))
             self.record_label.show()
+            self.record_video_check.setEnabled(False)
             self.statusBar().showMessage(f"Recording to {path}", 5000)
         elif not on and self._recorder is not None:
+            self.session.stop_recording()
             recorder, self._recorder = self._recorder, None
+            video, self._video_recorder = self._video_recorder, None
             recorder.close()
             self.last_recording = recorder.path
             self.record_label.hide()
-            self.statusBar().showMessage(f"Recorded {recorder.frames} frames ({recorder.rows} rows) to "
-                                         f"{recorder.path}", 10000)
+            self.record_video_check.setEnabled(True)
+            message = f"Recorded {recorder.frames} frames ({recorder.rows} rows) to {recorder.path}"
+            if video is not None:
+                video.close()
+                self.last_video = video.path if video.written else None
+                if video.error:
+                    self.banner.show_message(video.error, origin="record")
+                else:
+                    message += f" and {video.path.name}"
+            self.statusBar().showMessage(message, 10000)
         if self.record_action.isChecked() != (self._recorder is not None):
             self.record_action.setChecked(self._recorder is not None)
 

@@ -3,7 +3,8 @@
 The core threads call plain callbacks; here they become signals queued to the
 GUI thread. Frames and results go through a one-slot mailbox: if the GUI is
 busy, a newer frame replaces the waiting one instead of queueing up behind it,
-so the display never falls behind the source.
+so the display never falls behind the source. Recording happens before the
+mailbox, in the inference thread, so that a busy GUI drops no recorded row.
 """
 
 import threading
@@ -60,6 +61,8 @@ class LiveSession(QObject):
         self.open_capture = cv2.VideoCapture  # how sources open devices (tests inject failures here)
         self._pending_images: list = []  # opened before the worker started
         self._explain: str | None = None  # explanation maps: None, "gradcam" or "attention"
+        self._recording_lock = threading.Lock()
+        self._recorders: tuple = (None, None)  # (TimelineRecorder, AnnotatedVideoRecorder or None)
         self._frames = _Mailbox(self._frame_posted.emit)
         self._results = _Mailbox(self._result_posted.emit)
         # Emitted from the core threads, delivered in this object's (the GUI) thread.
@@ -72,7 +75,7 @@ class LiveSession(QObject):
     def start_worker(self, model: str | None, device: str = "auto", weights_dir=None,
                      smoothing: bool = True) -> None:
         self.worker = InferenceWorker(model=model, device=device, weights_dir=weights_dir,
-                                      on_result=self._results.post, on_image=self.image_ready.emit,
+                                      on_result=self._on_worker_result, on_image=self.image_ready.emit,
                                       on_event=self.worker_event.emit, smoothing=smoothing)
         self.worker.set_source(self.source)
         self.worker.set_explain(self._explain)
@@ -80,6 +83,28 @@ class LiveSession(QObject):
             self.worker.submit_image(path)
         self._pending_images.clear()
         self.worker.start()
+
+    # --- recording (called from the GUI thread; rows are written in the inference thread) ---
+
+    def start_recording(self, timeline, video=None) -> None:
+        """Every result from now on goes to ``timeline`` (``TimelineRecorder``) and ``video``."""
+        with self._recording_lock:
+            self._recorders = (timeline, video)
+
+    def stop_recording(self) -> tuple:
+        """Detach and return the recorders; the caller closes them."""
+        with self._recording_lock:
+            recorders, self._recorders = self._recorders, (None, None)
+        return recorders
+
+    def _on_worker_result(self, result) -> None:
+        with self._recording_lock:  # held while writing: close() never cuts a row in half
+            timeline, video = self._recorders
+            if timeline is not None:
+                timeline.add(result.frame_id, result.faces, result.model)
+            if video is not None and result.image is not None:
+                video.add(result.image, result.faces, result.maps)
+        self._results.post(result)
 
     def request_model(self, name: str) -> None:
         if self.worker is not None:
