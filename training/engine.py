@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from fer_desktop.emotions import EMOTIONS
 from fer_desktop.preprocessing import faces_to_tensor
 from training.augment import augment, mixup
+from training.distributed import Distributed
 from training.recipes import Recipe
 
 
@@ -55,19 +56,23 @@ class EpochStats:
 
 def train_one_epoch(model, faces: torch.Tensor, labels: torch.Tensor, recipe: Recipe, feed: Feed, optimizer,
                     lr_at: Callable[[int], float], step: int, data_gen: torch.Generator,
-                    aug_gen: torch.Generator, progress=None, deadline: float | None = None) -> tuple[EpochStats, int]:
+                    aug_gen: torch.Generator, progress=None, deadline: float | None = None,
+                    dist: Distributed | None = None) -> tuple[EpochStats, int]:
     """Train over one shuffled pass of ``faces`` (uint8, on ``feed.device``); returns stats and the new step.
 
     The last incomplete batch is dropped (BatchNorm dislikes tiny batches).
     ``deadline`` (``time.perf_counter()`` value) stops the epoch early.
+    Under ``torchrun`` (``dist``), ``recipe.batch_size`` is the global batch: each
+    process draws and augments all of it and trains on its share (training.distributed).
     """
+    dist = dist or Distributed()
     model.train()
     n = len(labels)
     bs = min(recipe.batch_size, n)
     order = torch.randperm(n, generator=data_gen).to(feed.device)
     total_loss = torch.zeros((), device=feed.device)
     correct = torch.zeros((), device=feed.device, dtype=torch.long)
-    seen, start = 0, time.perf_counter()
+    seen, local_seen, start = 0, 0, time.perf_counter()
     batches = n // bs
     half_time = None
     for first in range(0, n - bs + 1, bs):
@@ -79,6 +84,7 @@ def train_one_epoch(model, faces: torch.Tensor, labels: torch.Tensor, recipe: Re
         y = labels[idx]
         x = augment(feed.inputs(faces[idx]), recipe.augment, aug_gen, feed.mean, feed.std)
         x, target = mixup(x, y, recipe.mixup_alpha, len(EMOTIONS), aug_gen)
+        x, target, y = dist.shard(x), dist.shard(target), dist.shard(y)
         x = feed.layout(x)  # grid_sample returns the default layout
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step)
@@ -90,14 +96,15 @@ def train_one_epoch(model, faces: torch.Tensor, labels: torch.Tensor, recipe: Re
         optimizer.step()
         step += 1
         seen += bs
-        total_loss += loss.detach() * bs
+        total_loss += loss.detach() * len(y)  # this process's share; summed over processes at the end
+        local_seen += len(y)
         correct += (logits.detach().argmax(1) == y).sum()
         if progress is not None:
             progress.update(bs)
             if step % 20 == 0:
                 elapsed = time.perf_counter() - start
-                progress.set_postfix(loss=f"{total_loss.item() / seen:.3f}", img_s=f"{seen / elapsed:.0f}")
-        if deadline is not None and time.perf_counter() > deadline:
+                progress.set_postfix(loss=f"{total_loss.item() / local_seen:.3f}", img_s=f"{seen / elapsed:.0f}")
+        if deadline is not None and dist.any(time.perf_counter() > deadline, feed.device):
             break
     if feed.device.type == "cuda":
         torch.cuda.synchronize(feed.device)
@@ -105,6 +112,8 @@ def train_one_epoch(model, faces: torch.Tensor, labels: torch.Tensor, recipe: Re
     seconds = end - start
     finished = seen == batches * bs
     steady = (end - half_time) * batches / (batches - batches // 2) if half_time and finished else seconds
+    dist.sum(total_loss)
+    dist.sum(correct)
     seen = max(seen, 1)
     return EpochStats(total_loss.item() / seen, correct.item() / seen, seen, seconds, steady), step
 

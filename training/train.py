@@ -5,6 +5,7 @@
     python -m training.train --model resnet50 --data fer2013.npz --recipe best --no-mixup   # ablation
     python -m training.train ... --resume          # continue from <out>/last.pt
     python -m training.train --model attention_cnn --data fer2013.npz --export weights/   # ship to the app
+    torchrun --nproc_per_node=4 -m training.train --model resnet50 --data fer2013.npz --recipe best  # 4 GPUs
 
 Outputs in ``--out`` (default ``runs/<model>``): ``<model>.safetensors`` + ``<model>.json`` (the card the
 app reads), ``metrics.json``, ``confusion_matrix.png``, ``learning_curves.png``,
@@ -31,6 +32,7 @@ from fer_desktop.precision import autocast_bf16, cpu_name
 from fer_desktop.weights import save_weights
 from training.checkpoint import CHECKPOINT_NAME, cpu_state_dict, load_checkpoint, save_checkpoint
 from training.data import FaceSplits, limit_splits, load_dataset
+from training.distributed import Distributed, close_process_group
 from training.engine import Feed, loss_and_accuracy, predict_logits, train_one_epoch
 from training.pretrained import PretrainedWeightsMissing
 from training.recipes import ABLATIONS, RECIPE_NAMES, Recipe, resolve_recipe
@@ -58,6 +60,7 @@ class RunConfig:
     threads: int | None = None
     progress: bool = True
     export: str | None = None  # also copy the weights and card here (e.g. the app's weights/ folder)
+    sync_bn: bool = False  # under torchrun on CUDA: SyncBatchNorm instead of per-device statistics
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
@@ -119,9 +122,10 @@ def train(run: RunConfig, recipe: Recipe, data: FaceSplits | None = None) -> dic
     deadline = started + run.budget_s - min(FINALISE_RESERVE_S, 0.2 * run.budget_s) if run.budget_s else None
     if run.threads:
         torch.set_num_threads(run.threads)
-    from fer_desktop.classifier import select_device
-
-    device = select_device(run.device)
+    dist, device = Distributed.from_env(run.device)
+    if recipe.batch_size % dist.world_size:
+        raise ValueError(f"the batch size ({recipe.batch_size}) is the global batch: it must be a multiple "
+                         f"of the number of processes ({dist.world_size})")
     out = Path(run.out)
     out.mkdir(parents=True, exist_ok=True)
     seed_everything(run.seed, run.deterministic)
@@ -140,6 +144,7 @@ def train(run: RunConfig, recipe: Recipe, data: FaceSplits | None = None) -> dic
     model.to(device)
     if feed.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    train_model = dist.wrap(model, device, run.sync_bn)  # shares ``model``'s parameters
     optimizer = build_optimizer(model, recipe)
     data_gen = torch.Generator().manual_seed(run.seed)
     aug_gen = torch.Generator(device=device).manual_seed(run.seed + 1)
@@ -161,13 +166,15 @@ def train(run: RunConfig, recipe: Recipe, data: FaceSplits | None = None) -> dic
             torch.cuda.set_rng_state(ckpt["rng"]["cuda"], device)
         state = {k: ckpt[k] for k in state}
         init = ckpt["init"]
-        print(f"resuming {run.model} after epoch {state['epoch']}", file=sys.stderr)
+        if dist.is_main:
+            print(f"resuming {run.model} after epoch {state['epoch']}", file=sys.stderr)
 
     config = {"run": dataclasses.asdict(run), "recipe": recipe.to_dict(), "init": init,
               "data": {"source": Path(run.data).name, "sizes": data.sizes()}, "device": describe_device(device),
-              "precision": feed.precision, "torch": torch.__version__}
-    _write_json(out / "config.json", config)
-    forward_model = torch.compile(model) if run.compile else model
+              "processes": dist.world_size, "precision": feed.precision, "torch": torch.__version__}
+    if dist.is_main:
+        _write_json(out / "config.json", config)
+    forward_model = torch.compile(train_model) if run.compile else train_model
 
     train_x, train_y = data.train_x.to(device), data.train_y.to(device)
     steps_per_epoch = max(1, len(train_y) // min(recipe.batch_size, len(train_y)))
@@ -178,6 +185,8 @@ def train(run: RunConfig, recipe: Recipe, data: FaceSplits | None = None) -> dic
                                      recipe.schedule, recipe.restart_epochs)
 
     def checkpoint() -> None:
+        if not dist.is_main:
+            return
         rng = {"torch": torch.get_rng_state(), "data": data_gen.get_state(), "augment": aug_gen.get_state()}
         if device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(device)
@@ -189,16 +198,17 @@ def train(run: RunConfig, recipe: Recipe, data: FaceSplits | None = None) -> dic
         epoch = state["epoch"] + 1
         epoch_start = time.perf_counter()
         bar = _progress_bar(run, steps_per_epoch * min(recipe.batch_size, len(train_y)),
-                            f"{run.model} epoch {epoch}/{state['epochs_planned']}")
+                            f"{run.model} epoch {epoch}/{state['epochs_planned']}") if dist.is_main else None
         stats, state["step"] = train_one_epoch(forward_model, train_x, train_y, recipe, feed, optimizer, lr_at,
-                                               state["step"], data_gen, aug_gen, bar, deadline)
-        val_logits = predict_logits(forward_model, data.val_x, feed, recipe.tta)
+                                               state["step"], data_gen, aug_gen, bar, deadline, dist)
+        # Every process evaluates the whole validation set with the same weights (DDP keeps them equal).
+        val_logits = predict_logits(model if dist.enabled else forward_model, data.val_x, feed, recipe.tta)
         val_loss, val_acc = loss_and_accuracy(val_logits, data.val_y)
         epoch_s = time.perf_counter() - epoch_start
         if bar is not None:
             bar.set_postfix(loss=f"{stats.loss:.3f}", img_s=f"{stats.images_per_s:.0f}", val_acc=f"{val_acc:.3f}")
             bar.close()
-        else:  # one line per epoch keeps logs of unattended runs short
+        elif dist.is_main:  # one line per epoch keeps logs of unattended runs short
             print(f"{run.model} epoch {epoch}/{state['epochs_planned']}: loss {stats.loss:.3f}, "
                   f"val {val_acc:.4f}, {stats.images_per_s:.0f} img/s, {epoch_s:.1f} s", file=sys.stderr)
         state["history"].append({
@@ -218,21 +228,25 @@ def train(run: RunConfig, recipe: Recipe, data: FaceSplits | None = None) -> dic
             # Next epoch's cost: training at its steady pace, plus evaluation and checkpoint as measured.
             next_epoch_s = stats.steady_seconds + (now - epoch_start - stats.seconds)
             if epochs_this_run == 1 and state["epoch"] == 1:
-                # Fit the schedule to the budget once, after the first (warm-up) epoch.
+                # Fit the schedule to the budget once, after the first (warm-up) epoch; every
+                # process must plan the same count, so all take the smallest.
                 fit = state["epoch"] + max(0, math.floor((deadline - now) / next_epoch_s))
+                fit = dist.smallest(fit, device)
                 state["epochs_planned"] = max(state["epoch"], min(recipe.epochs, fit))
-            elif deadline - now < next_epoch_s:
+            elif dist.any(deadline - now < next_epoch_s, device):
                 state["epochs_planned"] = state["epoch"]
             if state["epochs_planned"] != planned:
                 checkpoint()
         if run.stop_after is not None and epochs_this_run >= run.stop_after \
                 and state["epoch"] < state["epochs_planned"]:
             return {"stopped_after_epoch": state["epoch"]}
-    return finalise(run, recipe, model, data, state, init, device, out, feed.precision)
+    if not dist.is_main:
+        return {}
+    return finalise(run, recipe, model, data, state, init, device, out, feed.precision, dist.world_size)
 
 
 def finalise(run: RunConfig, recipe: Recipe, model, data: FaceSplits, state: dict, init: str,
-             device: torch.device, out: Path, precision: str = "fp32") -> dict:
+             device: torch.device, out: Path, precision: str = "fp32", processes: int = 1) -> dict:
     """Write the weights and card, then measure them through the app's classifier."""
     from training.evaluate import evaluate_weights, headline
     from training.reports import plot_confusion_matrix, plot_learning_curves, plot_sample_predictions
@@ -259,6 +273,7 @@ def finalise(run: RunConfig, recipe: Recipe, model, data: FaceSplits, state: dic
         "device": describe_device(device),
         "cpu": cpu_name() if device.type == "cpu" else None,
         "precision": precision,
+        "processes": processes,
         "torch": torch.__version__,
     }
     weights_path = save_weights(model, card, out / f"{run.model}.safetensors")
@@ -330,6 +345,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--threads", type=int, help="CPU threads for torch")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument("--export", metavar="DIR", help="also copy the weights and card to DIR, e.g. weights/")
+    run.add_argument("--sync-bn", action="store_true",
+                     help="under torchrun on CUDA: synchronise BatchNorm statistics across processes")
     return parser
 
 
@@ -345,7 +362,7 @@ def configs_from_args(args: argparse.Namespace) -> tuple[RunConfig, Recipe]:
     run = RunConfig(model=args.model, data=args.data, out=args.out or f"runs/{args.model}", seed=args.seed,
                     device=args.device, limit=args.limit, budget_s=args.budget_s, resume=args.resume,
                     stop_after=args.stop_after, deterministic=args.deterministic, compile=args.compile,
-                    threads=args.threads, progress=not args.quiet, export=args.export)
+                    threads=args.threads, progress=not args.quiet, export=args.export, sync_bn=args.sync_bn)
     return run, recipe
 
 
@@ -357,6 +374,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, PretrainedWeightsMissing) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        close_process_group()
     return 0
 
 

@@ -12,6 +12,7 @@ puts them back together).
 
 import argparse
 import json
+import os
 import sys
 import time
 import traceback
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from training.bundle import BUNDLE_NAME, append_to_bundle, split_into_parts
 from training.data import load_dataset
+from training.distributed import close_process_group
 from training.recipes import ABLATIONS, RECIPE_NAMES, resolve_recipe
 from training.train import RunConfig, parse_overrides, train
 
@@ -76,7 +78,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        return run_all(args)
+    finally:
+        close_process_group()
+
+
+def run_all(args: argparse.Namespace) -> int:
     start = time.perf_counter()
+    main_process = int(os.environ.get("RANK", "0")) == 0  # under torchrun, rank 0 alone writes
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     data = load_dataset(args.data, seed=args.seed)
@@ -86,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
             overrides[key] = getattr(args, key)
     ablations = [name for name in ABLATIONS if getattr(args, name)]
     tar_path = out / BUNDLE_NAME
-    tar_path.unlink(missing_ok=True)
+    if main_process:
+        tar_path.unlink(missing_ok=True)
     summary: dict = {"recipe": args.recipe, "budget_s": args.budget_s, "models": {}}
     failed = False
     models = [m for m in ORDER if m in args.models]
@@ -105,19 +116,24 @@ def main(argv: list[str] | None = None) -> int:
         try:
             recipe = resolve_recipe(model, args.recipe, ablations, model_overrides)
             metrics = train(run, recipe, data)
+            if not main_process:
+                continue
             summary["models"][model] = {k: metrics[k] for k in ("val_accuracy", "test_accuracy", "test_macro_f1",
                                                                  "epochs", "training_time_s")}
         except Exception as exc:  # one failure must not cost the models after it
             traceback.print_exc()
             summary["models"][model] = {"error": f"{type(exc).__name__}: {exc}"}
             failed = True
+            if not main_process:
+                raise  # the other processes wait for this one: end the run rather than hang
         summary["elapsed_s"] = round(time.perf_counter() - start, 1)
         (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
         if args.bundle:
             files = [out / model / name.format(model=model) for name in DELIVERABLES]
             append_to_bundle(tar_path, [f for f in files if f.is_file()] + [out / "summary.json"], out)
             split_into_parts(tar_path, Path(args.bundle))
-    print(json.dumps(summary, indent=2))
+    if main_process:
+        print(json.dumps(summary, indent=2))
     return 1 if failed else 0
 
 
