@@ -117,3 +117,58 @@ def test_real_dataset_has_the_official_splits():
     data = load_dataset(os.environ["FER2013_NPZ"])
     assert data.sizes() == {"train": 28709, "val": 3589, "test": 3589}
     assert torch.bincount(data.val_y, minlength=7).tolist() == [467, 56, 496, 895, 653, 415, 607]
+
+
+FERPLUS_COLUMNS = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown",
+                   "NF"]
+
+
+def test_ferplus_majority_drops_ties_contempt_unknown_not_a_face_and_missing_rows():
+    from training.ferplus import ferplus_targets
+
+    votes = np.array([
+        [2, 0, 0, 1, 7, 0, 0, 0, 0, 0],  # anger wins -> angry
+        [0, 8, 0, 0, 0, 0, 0, 2, 0, 0],  # happiness; contempt votes leave the distribution
+        [5, 5, 0, 0, 0, 0, 0, 0, 0, 0],  # tie -> dropped
+        [1, 0, 0, 0, 0, 0, 0, 6, 3, 0],  # contempt -> dropped
+        [0, 0, 0, 0, 0, 0, 0, 0, 2, 8],  # not a face -> dropped
+        [0, 0, 0, 0, 0, 0, 0, 0, 0, 0],  # no FER+ row
+        [255] * 10,  # no FER+ row, as the distributed file marks it
+    ])
+    keep, labels, soft = ferplus_targets(votes, FERPLUS_COLUMNS)
+    assert keep.tolist() == [True, True, False, False, False, False, False]
+    assert [EMOTIONS[k] for k in labels[keep]] == ["angry", "happy"]
+    np.testing.assert_allclose(soft[0], np.array([7, 0, 0, 0, 1, 0, 2]) / 10, rtol=1e-6)  # EMOTIONS order
+    np.testing.assert_allclose(soft[1], np.eye(7)[EMOTIONS.index("happy")])
+
+
+def test_ferplus_labels_load_from_an_npz_with_votes_and_not_from_one_without(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 12
+    votes = np.zeros((n, 10), np.uint8)
+    votes[np.arange(n), np.arange(n) % 7] = 10  # a clear majority for one emotion column each
+    votes[0] = [0, 0, 0, 0, 0, 0, 0, 10, 0, 0]  # contempt: dropped
+    path = tmp_path / "votes.npz"
+    np.savez(path, pixels=rng.integers(0, 256, (n, 48, 48)).astype(np.uint8), labels=np.zeros(n, int),
+             split=np.array(["train"] * 8 + ["val"] * 2 + ["test"] * 2), ferplus_votes=votes,
+             ferplus_columns=np.array(FERPLUS_COLUMNS))
+    hard = load_dataset(path, labels="ferplus")
+    assert hard.sizes() == {"train": 7, "val": 2, "test": 2} and hard.train_soft is None
+    assert hard.labels == "ferplus" and hard.train_y.tolist()[0] == EMOTIONS.index("happy")  # column 1
+    soft = load_dataset(path, labels="ferplus-soft")
+    assert soft.train_soft.shape == (7, 7) and torch.equal(soft.train_soft.argmax(1), soft.train_y)
+    assert limit_splits(soft, 4).train_soft.shape == (4, 7)
+    with pytest.raises(ValueError, match="no FER\\+ votes"):
+        load_dataset(write_npz(tmp_path / "plain.npz"), labels="ferplus")
+
+
+@pytest.mark.dataset
+@pytest.mark.skipif(not os.environ.get("FER2013_NPZ"), reason="set FER2013_NPZ to the real fer2013.npz")
+def test_real_ferplus_votes_give_majority_labels_for_most_faces():
+    data = load_dataset(os.environ["FER2013_NPZ"], labels="ferplus-soft")
+    sizes = data.sizes()
+    # Ties, contempt, unknown, not-a-face and the 177 faces without a FER+ row are dropped.
+    assert 0.85 * 28709 < sizes["train"] < 28709 and 0.85 * 3589 < sizes["test"] < 3589
+    assert torch.allclose(data.train_soft.sum(1), torch.ones(sizes["train"]))
+    assert torch.equal(data.train_soft.argmax(1), data.train_y)  # the majority is the distribution's mode
+    assert (torch.bincount(data.train_y, minlength=7) > 100).all()

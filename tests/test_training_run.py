@@ -121,6 +121,29 @@ def test_time_budget_cuts_epochs(tiny_npz, tmp_path):
     assert metrics["epochs"] < 50
 
 
+def test_ferplus_soft_labels_train_and_the_card_reports_both_label_sets(tiny_npz, tmp_path):
+    with np.load(tiny_npz) as z:
+        arrays = dict(z)
+    votes = np.zeros((len(arrays["labels"]), 10), np.uint8)
+    # FER+ columns: neutral, happiness, surprise, sadness, anger, disgust, fear, contempt, unknown, NF.
+    ferplus_column = [4, 5, 6, 1, 3, 2, 0]  # of each FER-2013 class
+    votes[np.arange(len(votes)), [ferplus_column[k] for k in arrays["labels"]]] = 7
+    votes[:, 0] += 3  # and some neutral votes on every face: a soft target
+    votes[-1] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 10]  # one test face is not a face: dropped from FER+'s test
+    path = tmp_path / "votes.npz"
+    np.savez(path, **arrays, ferplus_votes=votes,
+             ferplus_columns=np.array(["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear",
+                                       "contempt", "unknown", "NF"]))
+    run = run_config(path, tmp_path / "run", labels="ferplus-soft")
+    metrics = train(run, tiny_recipe("baseline_cnn", epochs=2))
+    card = json.loads((tmp_path / "run" / "baseline_cnn.json").read_text())
+    assert card["labels"] == "ferplus-soft" and card["data"]["sizes"]["test"] == 13
+    assert 0 <= card["metrics"]["fer2013_test_accuracy"] <= 1 and "test_accuracy" in metrics
+    with pytest.raises(ValueError, match="labels"):
+        train(run_config(path, tmp_path / "other", labels="ferplus"), tiny_recipe("baseline_cnn"),
+              data=load_dataset(path))
+
+
 def test_recipes_ablations_and_overrides():
     best = resolve_recipe("resnet50", "best")
     assert best.init == "imagenet" and best.tta == "hflip" and best.mixup_alpha > 0

@@ -103,9 +103,12 @@ def sample_beta(alpha: float, g: torch.Generator) -> float:
 
 
 def mixup(x: torch.Tensor, y: torch.Tensor, alpha: float, num_classes: int,
-          g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mix each sample with a partner from the same batch; returns inputs and soft targets."""
-    target = F.one_hot(y, num_classes).to(x.dtype)
+          g: torch.Generator, soft: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mix each sample with a partner from the same batch; returns inputs and soft targets.
+
+    ``soft`` (``[N, num_classes]``) replaces the one-hot targets of ``y``, e.g. FER+ vote distributions.
+    """
+    target = soft.to(x.dtype) if soft is not None else F.one_hot(y, num_classes).to(x.dtype)
     if alpha <= 0:
         return x, target
     lam = sample_beta(alpha, g)

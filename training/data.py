@@ -12,6 +12,10 @@ Three source formats load into the same ``FaceSplits``:
 Validation is FER-2013's PublicTest and test its PrivateTest: model selection
 uses val only, and the reported accuracy is test's.
 
+``labels="ferplus"`` or ``"ferplus-soft"`` takes the FER+ relabelling from an
+``.npz`` that carries its votes (``ferplus_votes``, ``ferplus_columns``): see
+``training.ferplus`` for which faces are kept.
+
 ``python -m training.data pack SRC DST`` writes the compact copy: pixels as
 residuals of the JPEG-LS (LOCO-I) predictor in an LZMA-compressed zip, about
 two thirds of the raw size; ``load_dataset`` reads it like any ``.npz``.
@@ -28,6 +32,7 @@ import numpy as np
 import torch
 
 from fer_desktop.emotions import EMOTIONS
+from training.ferplus import LABEL_SETS, ferplus_targets
 
 FACE = 48
 SPLITS = ("train", "val", "test")
@@ -46,6 +51,8 @@ class FaceSplits:
     test_x: torch.Tensor
     test_y: torch.Tensor
     source: str = ""
+    labels: str = "fer2013"  # which label set: training.ferplus.LABEL_SETS
+    train_soft: torch.Tensor | None = None  # float32 [N, 7] targets (ferplus-soft), else None
 
     def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         if name not in SPLITS:
@@ -56,7 +63,8 @@ class FaceSplits:
         return {name: len(self.split(name)[1]) for name in SPLITS}
 
 
-def _from_arrays(pixels: np.ndarray, labels: np.ndarray, split: np.ndarray, source: str) -> FaceSplits:
+def _from_arrays(pixels: np.ndarray, labels: np.ndarray, split: np.ndarray, source: str,
+                 soft: np.ndarray | None = None, label_set: str = "fer2013") -> FaceSplits:
     if pixels.ndim != 3 or pixels.shape[1:] != (FACE, FACE) or pixels.dtype != np.uint8:
         raise ValueError(f"{source}: pixels must be uint8 [N,{FACE},{FACE}], got {pixels.dtype} {pixels.shape}")
     labels = np.asarray(labels).astype(np.int64)
@@ -71,7 +79,8 @@ def _from_arrays(pixels: np.ndarray, labels: np.ndarray, split: np.ndarray, sour
         keep = split == name
         parts[f"{name}_x"] = torch.from_numpy(np.ascontiguousarray(pixels[keep]))
         parts[f"{name}_y"] = torch.from_numpy(labels[keep])
-    return FaceSplits(**parts, source=source)
+    train_soft = torch.from_numpy(np.ascontiguousarray(soft[split == "train"])) if soft is not None else None
+    return FaceSplits(**parts, source=source, labels=label_set, train_soft=train_soft)
 
 
 # --- compact format: LOCO-I residuals ------------------------------------------------------------
@@ -136,14 +145,20 @@ def pack(src: str | Path, dst: str | Path) -> Path:
 
 # --- loaders ---------------------------------------------------------------------------------------
 
-def load_npz(path: str | Path) -> FaceSplits:
+def load_npz(path: str | Path, labels: str = "fer2013") -> FaceSplits:
     with np.load(path, allow_pickle=False) as z:
         if "pixels_loco" in z.files:
             pixels = decode_residuals(z["pixels_loco"])
             split = np.asarray(SPLITS)[z["split_code"]]
         else:
             pixels, split = z["pixels"], z["split"]
-        return _from_arrays(pixels, z["labels"], split, str(path))
+        if labels == "fer2013":
+            return _from_arrays(pixels, z["labels"], split, str(path))
+        if "ferplus_votes" not in z.files:
+            raise ValueError(f"{path}: has no FER+ votes (ferplus_votes); use --labels fer2013")
+        keep, majority, soft = ferplus_targets(z["ferplus_votes"], z["ferplus_columns"])
+        return _from_arrays(pixels[keep], majority[keep], np.asarray(split)[keep], str(path),
+                            soft[keep] if labels == "ferplus-soft" else None, labels)
 
 
 def load_csv(path: str | Path) -> FaceSplits:
@@ -201,15 +216,22 @@ def load_folder(path: str | Path, val_fraction: float = 0.1, seed: int = 0) -> F
     return _from_arrays(pixels, labels, split, str(path))
 
 
-def load_dataset(path: str | Path, val_fraction: float = 0.1, seed: int = 0) -> FaceSplits:
-    """Load any supported format by its shape on disk (``val_fraction``/``seed``: folders only)."""
+def load_dataset(path: str | Path, val_fraction: float = 0.1, seed: int = 0, labels: str = "fer2013") -> FaceSplits:
+    """Load any supported format by its shape on disk (``val_fraction``/``seed``: folders only).
+
+    ``labels``: ``fer2013``, or ``ferplus``/``ferplus-soft`` from an ``.npz`` with FER+ votes.
+    """
+    if labels not in LABEL_SETS:
+        raise ValueError(f"unknown labels {labels!r}; choose one of {', '.join(LABEL_SETS)}")
     path = Path(path)
+    if labels != "fer2013" and (path.is_dir() or path.suffix != ".npz"):
+        raise ValueError(f"{path}: FER+ labels come from an .npz with FER+ votes")
     if path.is_dir():
         return load_folder(path, val_fraction, seed)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such dataset file or folder")
     if path.suffix == ".npz":
-        return load_npz(path)
+        return load_npz(path, labels)
     if path.suffix == ".csv":
         return load_csv(path)
     raise ValueError(f"{path}: expected a .npz, a .csv or an image folder")
@@ -223,7 +245,9 @@ def limit_splits(data: FaceSplits, limit: int, seed: int = 0) -> FaceSplits:
         x, y = data.split(name)
         keep = torch.randperm(len(y), generator=g)[:n].sort().values
         parts[f"{name}_x"], parts[f"{name}_y"] = x[keep], y[keep]
-    return FaceSplits(**parts, source=data.source)
+        if name == "train" and data.train_soft is not None:
+            parts["train_soft"] = data.train_soft[keep]
+    return FaceSplits(**parts, source=data.source, labels=data.labels)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -57,13 +57,15 @@ class EpochStats:
 def train_one_epoch(model, faces: torch.Tensor, labels: torch.Tensor, recipe: Recipe, feed: Feed, optimizer,
                     lr_at: Callable[[int], float], step: int, data_gen: torch.Generator,
                     aug_gen: torch.Generator, progress=None, deadline: float | None = None,
-                    dist: Distributed | None = None) -> tuple[EpochStats, int]:
+                    dist: Distributed | None = None, soft: torch.Tensor | None = None) -> tuple[EpochStats, int]:
     """Train over one shuffled pass of ``faces`` (uint8, on ``feed.device``); returns stats and the new step.
 
     The last incomplete batch is dropped (BatchNorm dislikes tiny batches).
     ``deadline`` (``time.perf_counter()`` value) stops the epoch early.
     Under ``torchrun`` (``dist``), ``recipe.batch_size`` is the global batch: each
     process draws and augments all of it and trains on its share (training.distributed).
+    ``soft`` (``[N, 7]``, on the device): per-face target distributions instead of ``labels``
+    (FER+ votes); accuracy is still counted against ``labels``.
     """
     dist = dist or Distributed()
     model.train()
@@ -83,7 +85,8 @@ def train_one_epoch(model, faces: torch.Tensor, labels: torch.Tensor, recipe: Re
         idx = order[first:first + bs]
         y = labels[idx]
         x = augment(feed.inputs(faces[idx]), recipe.augment, aug_gen, feed.mean, feed.std)
-        x, target = mixup(x, y, recipe.mixup_alpha, len(EMOTIONS), aug_gen)
+        x, target = mixup(x, y, recipe.mixup_alpha, len(EMOTIONS), aug_gen,
+                          soft[idx] if soft is not None else None)
         x, target, y = dist.shard(x), dist.shard(target), dist.shard(y)
         x = feed.layout(x)  # grid_sample returns the default layout
         for group in optimizer.param_groups:

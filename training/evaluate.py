@@ -15,6 +15,7 @@ import numpy as np
 
 from fer_desktop.classifier import load_classifier
 from training.data import FaceSplits, load_dataset
+from training.ferplus import LABEL_SETS
 from training.reports import confusion_matrix, per_class_scores
 
 
@@ -64,10 +65,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", required=True, help="fer2013 .npz, .csv or image folder")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--splits", nargs="+", default=["val", "test"], choices=["train", "val", "test"])
+    parser.add_argument("--labels", choices=LABEL_SETS, default="fer2013",
+                        help="measure against FER-2013's labels or FER+'s majority labels (ferplus)")
     parser.add_argument("--tta", choices=["none", "hflip"],
                         help="override the card's test-time augmentation (the card's figures then differ)")
     args = parser.parse_args(argv)
-    result = evaluate_weights(args.weights, load_dataset(args.data), args.splits, args.device, tta=args.tta)
+    result = evaluate_weights(args.weights, load_dataset(args.data, labels=args.labels), args.splits, args.device,
+                              tta=args.tta)
     measured = headline(result)
     card = json.loads(Path(args.weights).with_suffix(".json").read_text(encoding="utf-8"))
     stated = card.get("metrics", {})

@@ -33,6 +33,7 @@ from fer_desktop.weights import save_weights
 from training.checkpoint import CHECKPOINT_NAME, cpu_state_dict, load_checkpoint, save_checkpoint
 from training.data import FaceSplits, limit_splits, load_dataset
 from training.distributed import Distributed, close_process_group
+from training.ferplus import LABEL_SETS
 from training.engine import Feed, loss_and_accuracy, predict_logits, train_one_epoch
 from training.pretrained import PretrainedWeightsMissing
 from training.recipes import ABLATIONS, RECIPE_NAMES, Recipe, resolve_recipe
@@ -61,6 +62,7 @@ class RunConfig:
     progress: bool = True
     export: str | None = None  # also copy the weights and card here (e.g. the app's weights/ folder)
     sync_bn: bool = False  # under torchrun on CUDA: SyncBatchNorm instead of per-device statistics
+    labels: str = "fer2013"  # fer2013 | ferplus | ferplus-soft (training.ferplus)
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
@@ -131,7 +133,9 @@ def train(run: RunConfig, recipe: Recipe, data: FaceSplits | None = None) -> dic
     seed_everything(run.seed, run.deterministic)
 
     if data is None:
-        data = load_dataset(run.data, seed=run.seed)
+        data = load_dataset(run.data, seed=run.seed, labels=run.labels)
+    if data.labels != run.labels:
+        raise ValueError(f"the data given has {data.labels} labels, the run asks for {run.labels}")
     if run.limit:
         data = limit_splits(data, run.limit, run.seed)
     spec = get_spec(run.model)
@@ -177,6 +181,7 @@ def train(run: RunConfig, recipe: Recipe, data: FaceSplits | None = None) -> dic
     forward_model = torch.compile(train_model) if run.compile else train_model
 
     train_x, train_y = data.train_x.to(device), data.train_y.to(device)
+    train_soft = data.train_soft.to(device) if data.train_soft is not None else None
     steps_per_epoch = max(1, len(train_y) // min(recipe.batch_size, len(train_y)))
     epochs_this_run = 0
 
@@ -200,7 +205,7 @@ def train(run: RunConfig, recipe: Recipe, data: FaceSplits | None = None) -> dic
         bar = _progress_bar(run, steps_per_epoch * min(recipe.batch_size, len(train_y)),
                             f"{run.model} epoch {epoch}/{state['epochs_planned']}") if dist.is_main else None
         stats, state["step"] = train_one_epoch(forward_model, train_x, train_y, recipe, feed, optimizer, lr_at,
-                                               state["step"], data_gen, aug_gen, bar, deadline, dist)
+                                               state["step"], data_gen, aug_gen, bar, deadline, dist, train_soft)
         # Every process evaluates the whole validation set with the same weights (DDP keeps them equal).
         val_logits = predict_logits(model if dist.enabled else forward_model, data.val_x, feed, recipe.tta)
         val_loss, val_acc = loss_and_accuracy(val_logits, data.val_y)
@@ -269,6 +274,7 @@ def finalise(run: RunConfig, recipe: Recipe, model, data: FaceSplits, state: dic
         "selected_epoch": selected,
         "seed": run.seed,
         "data": {"source": Path(run.data).name, "sizes": data.sizes(), "limit": run.limit},
+        "labels": data.labels,
         "training_time_s": round(state["training_time_s"], 1),
         "device": describe_device(device),
         "cpu": cpu_name() if device.type == "cpu" else None,
@@ -279,7 +285,7 @@ def finalise(run: RunConfig, recipe: Recipe, model, data: FaceSplits, state: dic
     weights_path = save_weights(model, card, out / f"{run.model}.safetensors")
     result = evaluate_weights(weights_path, data, ("val", "test"), device=str(device))
     card["metrics"] = {**headline(result), "selected_val_accuracy_fp32": state["best"]["val_accuracy"]
-                       if state["best"] else None}
+                       if state["best"] else None, **other_labels_accuracy(run, weights_path, device)}
     saved = json.loads(weights_path.with_suffix(".json").read_text(encoding="utf-8"))
     saved["metrics"] = card["metrics"]
     _write_json(weights_path.with_suffix(".json"), saved)
@@ -303,6 +309,21 @@ def finalise(run: RunConfig, recipe: Recipe, model, data: FaceSplits, state: dic
     print(f"{run.model}: val {metrics['val_accuracy']:.4f}  test {metrics['test_accuracy']:.4f}  "
           f"({state['epoch']} epochs, {card['training_time_s']:.0f} s) -> {weights_path}", file=sys.stderr)
     return metrics
+
+
+def other_labels_accuracy(run: RunConfig, weights_path: Path, device: torch.device) -> dict:
+    """Test accuracy under the other label set (FER+ beside FER-2013's), where the data has both."""
+    other = "fer2013" if run.labels.startswith("ferplus") else "ferplus"
+    try:
+        data = load_dataset(run.data, labels=other)
+    except (ValueError, FileNotFoundError):
+        return {}  # no FER+ votes in this dataset
+    if run.limit:
+        data = limit_splits(data, run.limit, run.seed)
+    from training.evaluate import evaluate_weights
+
+    result = evaluate_weights(weights_path, data, ("test",), device=str(device))
+    return {f"{other}_test_accuracy": result["test"]["accuracy"]}
 
 
 def parse_overrides(items: list[str]) -> dict:
@@ -345,6 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--threads", type=int, help="CPU threads for torch")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument("--export", metavar="DIR", help="also copy the weights and card to DIR, e.g. weights/")
+    run.add_argument("--labels", choices=LABEL_SETS, default="fer2013",
+                     help="FER-2013's labels, or FER+'s majority (ferplus) or vote distributions (ferplus-soft)")
     run.add_argument("--sync-bn", action="store_true",
                      help="under torchrun on CUDA: synchronise BatchNorm statistics across processes")
     return parser
@@ -362,7 +385,8 @@ def configs_from_args(args: argparse.Namespace) -> tuple[RunConfig, Recipe]:
     run = RunConfig(model=args.model, data=args.data, out=args.out or f"runs/{args.model}", seed=args.seed,
                     device=args.device, limit=args.limit, budget_s=args.budget_s, resume=args.resume,
                     stop_after=args.stop_after, deterministic=args.deterministic, compile=args.compile,
-                    threads=args.threads, progress=not args.quiet, export=args.export, sync_bn=args.sync_bn)
+                    threads=args.threads, progress=not args.quiet, export=args.export, sync_bn=args.sync_bn,
+                    labels=args.labels)
     return run, recipe
 
 
