@@ -14,9 +14,10 @@ logging timed events as JSON lines:
 
 - **time to window**: from just before the process is started to the first paint
   of the window's video view (the window is on screen);
-- **display and inference rates**, one process per model and video: video frames
-  painted per second (display) and results per second (inference) over the run,
-  the display rate as a fraction of the source's;
+- **display and inference rates**, one process per model, video and feature
+  (``--features``: labels only; explanation maps on; recording the CSV and the
+  annotated video): video frames painted per second (display) and results per
+  second (inference) over the run, the display rate as a fraction of the source's;
 - **switching**, one process per video: the model is switched in a cycle through
   every model (baseline_cnn -> resnet50_cbam -> attention_cnn -> resnet50 ->
   baseline_cnn) while the video plays; for each switch, the longest gap between
@@ -58,6 +59,12 @@ SWITCH_CYCLE = ("baseline_cnn", "resnet50_cbam", "attention_cnn", "resnet50", "b
 SOURCE_FPS = 30.0
 TARGETS = {"window_s": 3.0, "display_ratio": 0.95, "switch_result_s": 1.0}
 GAP_MARGIN_S = 0.5  # frames this long before a switch request count towards its gap
+# What the app does besides labelling, and the arguments that turn it on from the start.
+FEATURES = {
+    "none": lambda tmp: [],
+    "explain": lambda tmp: ["--explain"],  # Grad-CAM maps, recomputed 5 times a second
+    "record": lambda tmp: ["--record", "--record-video", "--record-dir", str(tmp / "recordings")],
+}
 
 
 # ------------------------------------------------------------------ the display server
@@ -110,7 +117,8 @@ class Display:
 # ------------------------------------------------------------------ one run of the app
 
 def run_app(display: Display, video: Path, weights_dir: Path, model: str, seconds: float, tmp: Path,
-            device: str = "cpu", switches=(), switch_every: float = 0.0, timeout: float = 180.0) -> dict:
+            device: str = "cpu", switches=(), switch_every: float = 0.0, timeout: float = 180.0,
+            extra_args=()) -> dict:
     """Run the app on ``video`` until ``seconds`` after its first result; its events and start time."""
     events_path = Path(tempfile.mkstemp(prefix="events_", suffix=".jsonl", dir=tmp)[1])
     env = display.env()
@@ -119,7 +127,7 @@ def run_app(display: Display, video: Path, weights_dir: Path, model: str, second
     if switches:
         env["FER_DESKTOP_BENCH_SWITCH"] = f"{switch_every:g}:" + ",".join(switches)
     command = [sys.executable, "-m", "fer_desktop", "--source", str(video), "--weights-dir", str(weights_dir),
-               "--model", model, "--device", device]
+               "--model", model, "--device", device, *extra_args]
     t0 = time.time()
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
@@ -278,14 +286,18 @@ def markdown(results: dict) -> str:
         "face detector load meanwhile). Rates: after start-up to the end of the run; display = video frames "
         "painted per second.",
         "",
-        "| video | model | input | main s | window s | first frame s | first result s | start-up gap ms | "
-        "display fps | display / source | inference fps | frame gap ms median / p95 / max |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "*Features*: none = labels only; explain = Grad-CAM maps on every face (recomputed 5 times a "
+        "second); record = the CSV timeline and the annotated MP4 being written.",
+        "",
+        "| video | model | features | input | main s | window s | first frame s | first result s | "
+        "start-up gap ms | display fps | display / source | inference fps | frame gap ms median / p95 / max |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results["runs"]:
         st, g = r["startup"], r["frame_gap_ms"]
         lines.append(
-            f"| {r['video']} | {r['model']} | {r['input_size']} | {_fmt(st['main_s'])} | {_fmt(st['window_s'])} | "
+            f"| {r['video']} | {r['model']} | {r.get('features', 'none')} | {r['input_size']} | "
+            f"{_fmt(st['main_s'])} | {_fmt(st['window_s'])} | "
             f"{_fmt(st['first_frame_s'])} | {_fmt(st['first_result_s'])} | {_fmt(st['max_frame_gap_ms'], '.0f')} | "
             f"{r['display_fps']:.1f} | "
             f"**{r['display_ratio']:.0%}** | {r['inference_fps']:.1f} | "
@@ -324,6 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--switch-every", type=float, help="seconds between switches (default 3; quick 1.5)")
     ap.add_argument("--faces", default=None,
                     help="comma-separated faces per generated video (default 1,4; quick 1)")
+    ap.add_argument("--features", default=None,
+                    help="comma-separated runs per model and video: none (labels only), explain (maps on), "
+                         "record (CSV + annotated video); default none,explain,record; quick: none")
     ap.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
     ap.add_argument("--weights-dir", help="where trained weights are looked for (default: the usual folders)")
     ap.add_argument("--note", default="", help="a remark printed above the tables (e.g. what else ran)")
@@ -360,6 +375,10 @@ def main(argv=None) -> int:
     settle = args.settle if args.settle is not None else (0.5 if quick else 2.0)
     every = args.switch_every or (1.5 if quick else 3.0)
     faces_list = [int(f) for f in (args.faces or ("1" if quick else "1,4")).split(",")]
+    features = [f.strip() for f in (args.features or ("none" if quick else "none,explain,record")).split(",")]
+    if set(features) - set(FEATURES):
+        raise SystemExit(f"unknown features {sorted(set(features) - set(FEATURES))}; choose from "
+                         f"{', '.join(FEATURES)}")
     cycle = [m for m in SWITCH_CYCLE if m in models]
     if len(set(cycle)) >= 2 and cycle[-1] != cycle[0]:
         cycle.append(cycle[0])
@@ -390,12 +409,13 @@ def main(argv=None) -> int:
         }
         with Display(offscreen) as display:
             for label, video in videos.items():
-                for model in models:
-                    run = run_app(display, video, weights_dir, model, seconds + settle, tmp, device=args.device)
-                    row = {"video": label, "model": model, "input_size": sizes[model],
+                for model, feature in [(m, f) for m in models for f in features]:
+                    run = run_app(display, video, weights_dir, model, seconds + settle, tmp, device=args.device,
+                                  extra_args=FEATURES[feature](tmp))
+                    row = {"video": label, "model": model, "features": feature, "input_size": sizes[model],
                            "weights": kinds[model], "startup": startup(run, settle), **rates(run, SOURCE_FPS, settle)}
                     results["runs"].append(row)
-                    print(f"{label:8} {model:14} window {_fmt(row['startup']['window_s'])} s, "
+                    print(f"{label:8} {model:14} {feature:8} window {_fmt(row['startup']['window_s'])} s, "
                           f"display {row['display_fps']:.1f} fps ({row['display_ratio']:.0%}), "
                           f"inference {row['inference_fps']:.1f} fps", flush=True)
                 if len(cycle) >= 2:

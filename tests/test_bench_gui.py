@@ -50,3 +50,14 @@ def test_quick_run_writes_results(tmp_path):
     md = (out / "RESULTS_GUI.md").read_text(encoding="utf-8")
     assert md.startswith("# GUI benchmark")
     assert "| baseline_cnn | attention_cnn |" in md
+
+
+def test_quick_run_with_maps_and_recording_on(tmp_path):
+    out = tmp_path / "out"
+    assert main(["--quick", "--models", "baseline_cnn", "--features", "explain,record", "--seconds", "1.5",
+                 "--out-dir", str(out)]) == 0
+    results = json.loads((out / "results_gui.json").read_text(encoding="utf-8"))
+    assert [(r["model"], r["features"]) for r in results["runs"]] == [("baseline_cnn", "explain"),
+                                                                     ("baseline_cnn", "record")]
+    assert all(r["results"] >= 1 and _number(r["display_fps"]) for r in results["runs"])
+    assert "| baseline_cnn | explain |" in (out / "RESULTS_GUI.md").read_text(encoding="utf-8")

@@ -40,6 +40,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--explain", nargs="?", const="gradcam", choices=["gradcam", "attention"], default=None,
                         help="start with explanation maps on (default method: gradcam; attention for the "
                              "attention models' own maps)")
+    parser.add_argument("--record", action="store_true", help="start recording the CSV timeline at once")
+    parser.add_argument("--record-video", action="store_true",
+                        help="recordings also write the annotated video (MP4) beside the CSV")
     parser.add_argument("--record-dir", type=Path, default=None,
                         help="where Record and Snapshot write (default: ~/fer-desktop)")
     parser.add_argument("-v", "--verbose", action="store_true",
@@ -88,7 +91,8 @@ def build_window(args=None):
         args = parse_args(args or [])
     return MainWindow(source=args.source, model=args.model, device=args.device,
                       weights_dir=args.weights_dir, smoothing=not getattr(args, "no_smoothing", False),
-                      record_dir=getattr(args, "record_dir", None), explain=getattr(args, "explain", None))
+                      record_dir=getattr(args, "record_dir", None), explain=getattr(args, "explain", None),
+                      record=getattr(args, "record", False), record_video=getattr(args, "record_video", False))
 
 
 def _install_smoke_hook(window, app) -> None:

@@ -75,7 +75,8 @@ class MainWindow(QMainWindow):
     _cameras_probed = Signal(dict)  # camera index -> found, from the probing thread
 
     def __init__(self, source=0, model: str | None = None, device: str = "auto", weights_dir=None,
-                 smoothing: bool = True, record_dir=None, explain: str | None = None) -> None:
+                 smoothing: bool = True, record_dir=None, explain: str | None = None, record: bool = False,
+                 record_video: bool = False) -> None:
         super().__init__()
         self.record_dir = Path(record_dir) if record_dir else default_recording_path().parent
         self._recorder: TimelineRecorder | None = None
@@ -108,6 +109,8 @@ class MainWindow(QMainWindow):
         self._start_model = self._initial_model()
         if explain is not None:
             self.set_explain(explain)
+        self.record_video_check.setChecked(record_video)
+        self._record_at_start = record
         self._stats_timer = QTimer(self)
         self._stats_timer.setInterval(500)
         self._stats_timer.timeout.connect(self._update_stats)
@@ -318,6 +321,8 @@ class MainWindow(QMainWindow):
                                   smoothing=self.smooth_check.isChecked())
         self.set_source(self._source_spec)
         self._stats_timer.start()
+        if self._record_at_start:
+            self.set_recording(True)
 
     def _initial_model(self) -> str | None:
         wanted = self._requested_model
