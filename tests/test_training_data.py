@@ -158,6 +158,11 @@ def test_ferplus_labels_load_from_an_npz_with_votes_and_not_from_one_without(tmp
     soft = load_dataset(path, labels="ferplus-soft")
     assert soft.train_soft.shape == (7, 7) and torch.equal(soft.train_soft.argmax(1), soft.train_y)
     assert limit_splits(soft, 4).train_soft.shape == (4, 7)
+    from training.data import write_npy_folder  # the memory-mapped copy keeps the votes
+
+    mapped = load_dataset(write_npy_folder(path, tmp_path / "npy"), labels="ferplus-soft")
+    assert mapped.sizes() == soft.sizes() and torch.equal(mapped.train_soft, soft.train_soft)
+    assert torch.equal(mapped.train_x.gather(np.arange(7)), soft.train_x)
     with pytest.raises(ValueError, match="no FER\\+ votes"):
         load_dataset(write_npz(tmp_path / "plain.npz"), labels="ferplus")
 

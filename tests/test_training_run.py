@@ -225,3 +225,21 @@ def test_train_all_script_writes_each_model_and_the_bundle(tiny_npz, tmp_path):
     assert set(summary["models"]) == {"baseline_cnn", "attention_cnn"}
     assert (tmp_path / "all" / "attention_cnn" / "attention_cnn.safetensors").is_file()
     assert list((tmp_path / "parts").glob("bundle.tar.part*"))
+
+
+def test_streamed_training_from_a_memory_mapped_folder_learns_what_in_memory_training_learns(tiny_npz, tmp_path):
+    from training.data import write_npy_folder
+    from training.streaming import StreamedFaces
+
+    folder = write_npy_folder(tiny_npz, tmp_path / "npy")
+    data = load_dataset(folder)
+    assert isinstance(data.train_x, StreamedFaces) and data.train_x.path is not None
+    assert data.sizes() == load_dataset(tiny_npz).sizes()
+    recipe = tiny_recipe("baseline_cnn", epochs=2)
+    streamed = train(run_config(folder, tmp_path / "streamed", workers=2), recipe)  # auto: memory-mapped
+    in_memory = train(run_config(tiny_npz, tmp_path / "memory"), recipe)
+    assert _same_history(streamed["history"], in_memory["history"])
+    assert streamed["test_accuracy"] == in_memory["test_accuracy"]
+    # And the other way round: asked not to stream, the mapped faces are copied to the device.
+    copied = train(run_config(folder, tmp_path / "copied", stream="off"), recipe)
+    assert _same_history(copied["history"], in_memory["history"])

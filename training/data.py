@@ -16,6 +16,12 @@ uses val only, and the reported accuracy is test's.
 ``.npz`` that carries its votes (``ferplus_votes``, ``ferplus_columns``): see
 ``training.ferplus`` for which faces are kept.
 
+A folder of ``.npy`` files (``pixels.npy``, ``labels.npy``, ``split.npy``, and
+FER+'s votes if known), written by ``python -m training.data pack-npy SRC DIR``,
+is memory-mapped: its training faces are streamed (``training.streaming``),
+never read into memory as a whole. That is the format for datasets larger
+than memory.
+
 ``python -m training.data pack SRC DST`` writes the compact copy: pixels as
 residuals of the JPEG-LS (LOCO-I) predictor in an LZMA-compressed zip, about
 two thirds of the raw size; ``load_dataset`` reads it like any ``.npz``.
@@ -42,9 +48,12 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 
 @dataclass
 class FaceSplits:
-    """uint8 faces ``[N,48,48]`` and int64 labels ``[N]`` per split, on the CPU."""
+    """uint8 faces ``[N,48,48]`` and int64 labels ``[N]`` per split, on the CPU.
 
-    train_x: torch.Tensor
+    ``train_x`` is ``StreamedFaces`` (training.streaming) for memory-mapped data.
+    """
+
+    train_x: "torch.Tensor | StreamedFaces"
     train_y: torch.Tensor
     val_x: torch.Tensor
     val_y: torch.Tensor
@@ -161,6 +170,61 @@ def load_npz(path: str | Path, labels: str = "fer2013") -> FaceSplits:
                             soft[keep] if labels == "ferplus-soft" else None, labels)
 
 
+NPY_PIXELS = "pixels.npy"
+NPY_ARRAYS = ("labels", "split", "ferplus_votes", "ferplus_columns")
+
+
+def load_npy_folder(path: str | Path, labels: str = "fer2013") -> FaceSplits:
+    """A ``pack-npy`` folder: training faces memory-mapped and streamed, val and test in memory."""
+    from training.streaming import StreamedFaces
+
+    root = Path(path)
+    pixels = np.load(root / NPY_PIXELS, mmap_mode="r")
+    arrays = {name: np.load(root / f"{name}.npy") for name in NPY_ARRAYS if (root / f"{name}.npy").is_file()}
+    if pixels.ndim != 3 or pixels.shape[1:] != (FACE, FACE) or pixels.dtype != np.uint8:
+        raise ValueError(f"{root}: pixels must be uint8 [N,{FACE},{FACE}], got {pixels.dtype} {pixels.shape}")
+    split, target = arrays["split"].astype(str), arrays["labels"].astype(np.int64)
+    keep, soft = np.ones(len(split), bool), None
+    if labels != "fer2013":
+        if "ferplus_votes" not in arrays:
+            raise ValueError(f"{root}: has no FER+ votes (ferplus_votes.npy); use --labels fer2013")
+        keep, target, soft = ferplus_targets(arrays["ferplus_votes"], arrays["ferplus_columns"])
+        soft = soft if labels == "ferplus-soft" else None
+    parts = {}
+    for name in SPLITS:
+        rows = np.flatnonzero((split == name) & keep)
+        parts[f"{name}_y"] = torch.from_numpy(target[rows])
+        parts[f"{name}_x"] = (StreamedFaces(path=root / NPY_PIXELS, rows=rows) if name == "train"
+                              else torch.from_numpy(np.ascontiguousarray(pixels[rows])))
+        if name == "train" and soft is not None:
+            parts["train_soft"] = torch.from_numpy(soft[rows])
+    return FaceSplits(**parts, source=str(root), labels=labels)
+
+
+def write_npy_folder(src: str | Path, dst: str | Path) -> Path:
+    """Write ``src`` (any format ``load_dataset`` reads) as a folder of ``.npy`` files for memory-mapping."""
+    src, dst = Path(src), Path(dst)
+    arrays = {}
+    if src.suffix == ".npz":
+        with np.load(src, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in ("ferplus_votes", "ferplus_columns") if k in z.files}
+    data = load_dataset(src)
+    dst.mkdir(parents=True, exist_ok=True)
+    if arrays:  # the votes are per row of the source: keep its row order
+        with np.load(src, allow_pickle=False) as z:
+            pixels = decode_residuals(z["pixels_loco"]) if "pixels_loco" in z.files else z["pixels"]
+            split = np.asarray(SPLITS)[z["split_code"]] if "split_code" in z.files else z["split"]
+            arrays.update(labels=z["labels"].astype(np.int64), split=np.asarray(split).astype(str))
+    else:
+        pixels = np.concatenate([data.split(name)[0].numpy() for name in SPLITS])
+        arrays.update(labels=np.concatenate([data.split(name)[1].numpy() for name in SPLITS]),
+                      split=np.concatenate([np.full(data.sizes()[name], name) for name in SPLITS]))
+    np.save(dst / NPY_PIXELS, np.ascontiguousarray(pixels))
+    for name, value in arrays.items():
+        np.save(dst / f"{name}.npy", value)
+    return dst
+
+
 def load_csv(path: str | Path) -> FaceSplits:
     pixels, labels, split = [], [], []
     with open(path, newline="", encoding="utf-8") as f:
@@ -224,8 +288,10 @@ def load_dataset(path: str | Path, val_fraction: float = 0.1, seed: int = 0, lab
     if labels not in LABEL_SETS:
         raise ValueError(f"unknown labels {labels!r}; choose one of {', '.join(LABEL_SETS)}")
     path = Path(path)
+    if (path / NPY_PIXELS).is_file():
+        return load_npy_folder(path, labels)
     if labels != "fer2013" and (path.is_dir() or path.suffix != ".npz"):
-        raise ValueError(f"{path}: FER+ labels come from an .npz with FER+ votes")
+        raise ValueError(f"{path}: FER+ labels come from an .npz (or a pack-npy folder) with FER+ votes")
     if path.is_dir():
         return load_folder(path, val_fraction, seed)
     if not path.is_file():
@@ -256,6 +322,9 @@ def main(argv: list[str] | None = None) -> int:
     p_pack = sub.add_parser("pack", help="write the compact .npz copy of a dataset")
     p_pack.add_argument("src", help="fer2013 .npz, .csv or image folder")
     p_pack.add_argument("dst", help="output .npz")
+    p_npy = sub.add_parser("pack-npy", help="write a folder of .npy files that training memory-maps and streams")
+    p_npy.add_argument("src", help="fer2013 .npz, .csv or image folder")
+    p_npy.add_argument("dst", help="output folder")
     p_info = sub.add_parser("info", help="print split sizes and class counts")
     p_info.add_argument("path")
     args = parser.parse_args(argv)
@@ -263,6 +332,9 @@ def main(argv: list[str] | None = None) -> int:
         dst = pack(args.src, args.dst)
         check = load_dataset(dst)
         print(f"{dst}: {dst.stat().st_size / 2**20:.1f} MiB, splits {check.sizes()}")
+    elif args.command == "pack-npy":
+        dst = write_npy_folder(args.src, args.dst)
+        print(f"{dst}: splits {load_dataset(dst).sizes()}")
     else:
         data = load_dataset(args.path)
         for name in SPLITS:

@@ -12,6 +12,7 @@ from fer_desktop.preprocessing import faces_to_tensor
 from training.augment import augment, mixup
 from training.distributed import Distributed
 from training.recipes import Recipe
+from training.streaming import StreamedFaces
 
 
 @dataclass
@@ -58,7 +59,10 @@ def train_one_epoch(model, faces: torch.Tensor, labels: torch.Tensor, recipe: Re
                     lr_at: Callable[[int], float], step: int, data_gen: torch.Generator,
                     aug_gen: torch.Generator, progress=None, deadline: float | None = None,
                     dist: Distributed | None = None, soft: torch.Tensor | None = None) -> tuple[EpochStats, int]:
-    """Train over one shuffled pass of ``faces`` (uint8, on ``feed.device``); returns stats and the new step.
+    """Train over one shuffled pass of ``faces``; returns stats and the new step.
+
+    ``faces``: uint8 ``[N, 48, 48]`` on ``feed.device``, or ``StreamedFaces`` whose
+    batches are gathered off the device by DataLoader workers (training.streaming).
 
     The last incomplete batch is dropped (BatchNorm dislikes tiny batches).
     ``deadline`` (``time.perf_counter()`` value) stops the epoch early.
@@ -71,7 +75,10 @@ def train_one_epoch(model, faces: torch.Tensor, labels: torch.Tensor, recipe: Re
     model.train()
     n = len(labels)
     bs = min(recipe.batch_size, n)
-    order = torch.randperm(n, generator=data_gen).to(feed.device)
+    order = torch.randperm(n, generator=data_gen)
+    streamed = isinstance(faces, StreamedFaces)  # else a uint8 tensor already on the device
+    streamed_batches = faces.batches(order, bs, feed.device) if streamed else None
+    order = order.to(feed.device)
     total_loss = torch.zeros((), device=feed.device)
     correct = torch.zeros((), device=feed.device, dtype=torch.long)
     seen, local_seen, start = 0, 0, time.perf_counter()
@@ -84,7 +91,8 @@ def train_one_epoch(model, faces: torch.Tensor, labels: torch.Tensor, recipe: Re
             half_time = time.perf_counter()
         idx = order[first:first + bs]
         y = labels[idx]
-        x = augment(feed.inputs(faces[idx]), recipe.augment, aug_gen, feed.mean, feed.std)
+        x = augment(feed.inputs(next(streamed_batches) if streamed else faces[idx]), recipe.augment, aug_gen, feed.mean,
+                    feed.std)
         x, target = mixup(x, y, recipe.mixup_alpha, len(EMOTIONS), aug_gen,
                           soft[idx] if soft is not None else None)
         x, target, y = dist.shard(x), dist.shard(target), dist.shard(y)

@@ -34,6 +34,7 @@ from training.checkpoint import CHECKPOINT_NAME, cpu_state_dict, load_checkpoint
 from training.data import FaceSplits, limit_splits, load_dataset
 from training.distributed import Distributed, close_process_group
 from training.ferplus import LABEL_SETS
+from training.streaming import StreamedFaces, should_stream
 from training.engine import Feed, loss_and_accuracy, predict_logits, train_one_epoch
 from training.pretrained import PretrainedWeightsMissing
 from training.recipes import ABLATIONS, RECIPE_NAMES, Recipe, resolve_recipe
@@ -63,6 +64,8 @@ class RunConfig:
     export: str | None = None  # also copy the weights and card here (e.g. the app's weights/ folder)
     sync_bn: bool = False  # under torchrun on CUDA: SyncBatchNorm instead of per-device statistics
     labels: str = "fer2013"  # fer2013 | ferplus | ferplus-soft (training.ferplus)
+    stream: str = "auto"  # auto | on | off: training faces streamed to the device (training.streaming)
+    workers: int = 2  # DataLoader workers when streaming
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
@@ -180,7 +183,7 @@ def train(run: RunConfig, recipe: Recipe, data: FaceSplits | None = None) -> dic
         _write_json(out / "config.json", config)
     forward_model = torch.compile(train_model) if run.compile else train_model
 
-    train_x, train_y = data.train_x.to(device), data.train_y.to(device)
+    train_x, train_y = training_faces(data.train_x, device, run), data.train_y.to(device)
     train_soft = data.train_soft.to(device) if data.train_soft is not None else None
     steps_per_epoch = max(1, len(train_y) // min(recipe.batch_size, len(train_y)))
     epochs_this_run = 0
@@ -311,6 +314,18 @@ def finalise(run: RunConfig, recipe: Recipe, model, data: FaceSplits, state: dic
     return metrics
 
 
+def training_faces(faces, device: torch.device, run: RunConfig):
+    """The training faces on the device (one copy, the fast default) or streamed from where they are."""
+    if should_stream(faces, device, run.stream):
+        if isinstance(faces, StreamedFaces):
+            faces.workers = run.workers
+            return faces
+        return StreamedFaces(faces.numpy(), workers=run.workers)
+    if isinstance(faces, StreamedFaces):
+        faces = torch.from_numpy(faces.numpy())
+    return faces.to(device)
+
+
 def other_labels_accuracy(run: RunConfig, weights_path: Path, device: torch.device) -> dict:
     """Test accuracy under the other label set (FER+ beside FER-2013's), where the data has both."""
     other = "fer2013" if run.labels.startswith("ferplus") else "ferplus"
@@ -368,6 +383,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--export", metavar="DIR", help="also copy the weights and card to DIR, e.g. weights/")
     run.add_argument("--labels", choices=LABEL_SETS, default="fer2013",
                      help="FER-2013's labels, or FER+'s majority (ferplus) or vote distributions (ferplus-soft)")
+    run.add_argument("--stream", choices=["auto", "on", "off"], default="auto",
+                     help="stream training faces to the device batch by batch instead of copying them there "
+                          "once (auto: for memory-mapped data, or a set over a fifth of the GPU's memory)")
+    run.add_argument("--workers", type=int, default=2, help="DataLoader workers when streaming")
     run.add_argument("--sync-bn", action="store_true",
                      help="under torchrun on CUDA: synchronise BatchNorm statistics across processes")
     return parser
@@ -386,7 +405,7 @@ def configs_from_args(args: argparse.Namespace) -> tuple[RunConfig, Recipe]:
                     device=args.device, limit=args.limit, budget_s=args.budget_s, resume=args.resume,
                     stop_after=args.stop_after, deterministic=args.deterministic, compile=args.compile,
                     threads=args.threads, progress=not args.quiet, export=args.export, sync_bn=args.sync_bn,
-                    labels=args.labels)
+                    labels=args.labels, stream=args.stream, workers=args.workers)
     return run, recipe
 
 
