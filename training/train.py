@@ -187,6 +187,7 @@ def train(run: RunConfig, recipe: Recipe, data: FaceSplits | None = None) -> dic
     train_soft = data.train_soft.to(device) if data.train_soft is not None else None
     steps_per_epoch = max(1, len(train_y) // min(recipe.batch_size, len(train_y)))
     epochs_this_run = 0
+    epoch_costs: list[float] = []  # seconds per epoch of this invocation, for fitting to the budget
 
     def lr_at(step: int) -> float:
         return recipe.lr * lr_factor(step, steps_per_epoch, state["epochs_planned"], recipe.warmup_epochs,
@@ -234,11 +235,15 @@ def train(run: RunConfig, recipe: Recipe, data: FaceSplits | None = None) -> dic
             planned = state["epochs_planned"]
             now = time.perf_counter()
             # Next epoch's cost: training at its steady pace, plus evaluation and checkpoint as measured.
-            next_epoch_s = stats.steady_seconds + (now - epoch_start - stats.seconds)
-            if epochs_this_run == 1 and state["epoch"] == 1:
-                # Fit the schedule to the budget once, after the first (warm-up) epoch; every
-                # process must plan the same count, so all take the smallest.
-                fit = state["epoch"] + max(0, math.floor((deadline - now) / next_epoch_s))
+            epoch_costs.append(stats.steady_seconds + (now - epoch_start - stats.seconds))
+            next_epoch_s = epoch_costs[-1]
+            if state["epoch"] <= max(1, planned // 3):
+                # Fit the schedule to the budget after each epoch of the first third, from the
+                # median cost so far: one epoch slowed by other work on the machine does not
+                # cost the whole run epochs. Later the schedule stays put. Every process must
+                # plan the same count, so all take the smallest.
+                typical = float(np.median(epoch_costs))
+                fit = state["epoch"] + max(0, math.floor((deadline - now) / typical))
                 fit = dist.smallest(fit, device)
                 state["epochs_planned"] = max(state["epoch"], min(recipe.epochs, fit))
             elif dist.any(deadline - now < next_epoch_s, device):
