@@ -243,3 +243,20 @@ def test_streamed_training_from_a_memory_mapped_folder_learns_what_in_memory_tra
     # And the other way round: asked not to stream, the mapped faces are copied to the device.
     copied = train(run_config(folder, tmp_path / "copied", stream="off"), recipe)
     assert _same_history(copied["history"], in_memory["history"])
+
+
+@pytest.mark.parametrize("stem_stride, side", [(4, 2), (2, 3), (1, 6)])
+def test_resnet_stem_stride_keeps_resolution_and_blocks_start_as_identity(stem_stride, side):
+    from fer_desktop.models import create_model
+
+    model = create_model("resnet50", stem_stride=stem_stride).eval()
+    with torch.no_grad():
+        features = model.forward_features(torch.zeros(1, 3, 48, 48))
+    assert features.shape == (1, 2048, side, side)
+    last_norms = [block.bn3.weight for layer in (model.backbone.layer1, model.backbone.layer4) for block in layer]
+    assert all(float(w.detach().abs().max()) == 0.0 for w in last_norms)  # zero_init_residual
+
+
+def test_gradient_clipping_trains(tiny_npz, tmp_path):
+    metrics = train(run_config(tiny_npz, tmp_path), tiny_recipe("baseline_cnn", grad_clip=0.5, lr=1.0))
+    assert np.isfinite(metrics["history"][0]["train_loss"])

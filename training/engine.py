@@ -104,6 +104,8 @@ def train_one_epoch(model, faces: torch.Tensor, labels: torch.Tensor, recipe: Re
             loss = F.cross_entropy(logits.float(), target, label_smoothing=recipe.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if recipe.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
         optimizer.step()
         step += 1
         seen += bs

@@ -35,6 +35,7 @@ class Recipe:
     warmup_epochs: int = 0
     restart_epochs: int = 10  # cosine_restarts: the cycle length (CosineAnnealingWarmRestarts' T_0)
     label_smoothing: float = 0.0
+    grad_clip: float = 0.0  # clip the gradients' global norm to this (0: off)
     mixup_alpha: float = 0.0  # 0 disables mixup
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     tta: str = "none"  # none | hflip: averaged with the mirrored face at test time
@@ -123,6 +124,14 @@ def cnn_cpu_recipe() -> Recipe:
         init="scratch",
         architecture={"widths": [32, 64, 128], "dropout": 0.3},
     )
+
+
+def same_recipe(saved: dict, recipe: Recipe) -> bool:
+    """Whether a checkpoint's ``saved`` recipe is ``recipe``; fields added since it was saved count as
+    their defaults, so a checkpoint of an older release still resumes."""
+    current = recipe.to_dict()
+    defaults = Recipe().to_dict()
+    return {**{k: defaults[k] for k in current if k not in saved}, **saved} == current
 
 
 # Flags that turn one ingredient of a recipe off, for the ablation.

@@ -37,7 +37,7 @@ from training.ferplus import LABEL_SETS
 from training.streaming import StreamedFaces, should_stream
 from training.engine import Feed, loss_and_accuracy, predict_logits, train_one_epoch
 from training.pretrained import PretrainedWeightsMissing
-from training.recipes import ABLATIONS, RECIPE_NAMES, Recipe, resolve_recipe
+from training.recipes import ABLATIONS, RECIPE_NAMES, Recipe, resolve_recipe, same_recipe
 from training.schedule import lr_factor
 
 # Time kept back from a budget for the final evaluation, weights and figures.
@@ -161,7 +161,7 @@ def train(run: RunConfig, recipe: Recipe, data: FaceSplits | None = None) -> dic
     ckpt_path = out / CHECKPOINT_NAME
     if run.resume and ckpt_path.is_file():
         ckpt = load_checkpoint(ckpt_path)
-        if ckpt["recipe"] != recipe.to_dict() or ckpt["run"]["model"] != run.model:
+        if not same_recipe(ckpt["recipe"], recipe) or ckpt["run"]["model"] != run.model:
             raise ValueError(f"{ckpt_path}: checkpoint was made with another model or recipe; "
                              "use a new --out or drop --resume")
         model.load_state_dict(ckpt["model"])
