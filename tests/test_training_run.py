@@ -260,3 +260,15 @@ def test_resnet_stem_stride_keeps_resolution_and_blocks_start_as_identity(stem_s
 def test_gradient_clipping_trains(tiny_npz, tmp_path):
     metrics = train(run_config(tiny_npz, tmp_path), tiny_recipe("baseline_cnn", grad_clip=0.5, lr=1.0))
     assert np.isfinite(metrics["history"][0]["train_loss"])
+
+
+def test_distillation_mixes_the_teachers_probabilities_into_the_targets(trained, tiny_npz, tmp_path):
+    from training.distill import with_teacher
+
+    data = load_dataset(tiny_npz)
+    taught = with_teacher(data, trained / "baseline_cnn.safetensors", alpha=0.25)
+    assert taught.train_soft.shape == (48, 7) and torch.allclose(taught.train_soft.sum(1), torch.ones(48))
+    assert (taught.train_soft.argmax(1) == taught.train_y).all()  # 0.75 of the target is still the label
+    run = run_config(tiny_npz, tmp_path, "attention_cnn", distill=str(trained / "baseline_cnn.safetensors"))
+    train(run, tiny_recipe("attention_cnn", distill_alpha=0.25))
+    assert json.loads((tmp_path / "attention_cnn.json").read_text())["teacher"] == "baseline_cnn"

@@ -36,6 +36,7 @@ class Recipe:
     restart_epochs: int = 10  # cosine_restarts: the cycle length (CosineAnnealingWarmRestarts' T_0)
     label_smoothing: float = 0.0
     grad_clip: float = 0.0  # clip the gradients' global norm to this (0: off)
+    distill_alpha: float = 0.5  # with training.train --distill: the teacher's share of the target
     mixup_alpha: float = 0.0  # 0 disables mixup
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     tta: str = "none"  # none | hflip: averaged with the mirrored face at test time

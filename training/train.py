@@ -64,6 +64,7 @@ class RunConfig:
     export: str | None = None  # also copy the weights and card here (e.g. the app's weights/ folder)
     sync_bn: bool = False  # under torchrun on CUDA: SyncBatchNorm instead of per-device statistics
     labels: str = "fer2013"  # fer2013 | ferplus | ferplus-soft (training.ferplus)
+    distill: str | None = None  # a teacher's .safetensors: its probabilities become a second target
     stream: str = "auto"  # auto | on | off: training faces streamed to the device (training.streaming)
     workers: int = 2  # DataLoader workers when streaming
 
@@ -141,6 +142,10 @@ def train(run: RunConfig, recipe: Recipe, data: FaceSplits | None = None) -> dic
         raise ValueError(f"the data given has {data.labels} labels, the run asks for {run.labels}")
     if run.limit:
         data = limit_splits(data, run.limit, run.seed)
+    if run.distill:
+        from training.distill import with_teacher
+
+        data = with_teacher(data, run.distill, recipe.distill_alpha, str(device))
     spec = get_spec(run.model)
     # Deterministic runs stay in fp32; bf16 only where the device runs it natively.
     feed = Feed(recipe.input_size, spec.mean, spec.std, device,
@@ -283,6 +288,7 @@ def finalise(run: RunConfig, recipe: Recipe, model, data: FaceSplits, state: dic
         "seed": run.seed,
         "data": {"source": Path(run.data).name, "sizes": data.sizes(), "limit": run.limit},
         "labels": data.labels,
+        "teacher": Path(run.distill).stem if run.distill else None,
         "training_time_s": round(state["training_time_s"], 1),
         "device": describe_device(device),
         "cpu": cpu_name() if device.type == "cpu" else None,
@@ -388,6 +394,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--export", metavar="DIR", help="also copy the weights and card to DIR, e.g. weights/")
     run.add_argument("--labels", choices=LABEL_SETS, default="fer2013",
                      help="FER-2013's labels, or FER+'s majority (ferplus) or vote distributions (ferplus-soft)")
+    run.add_argument("--distill", metavar="WEIGHTS",
+                     help="a trained model's .safetensors whose probabilities become a second target, weighted "
+                          "by the recipe's distill_alpha (default 0.5; --set distill_alpha=...)")
     run.add_argument("--stream", choices=["auto", "on", "off"], default="auto",
                      help="stream training faces to the device batch by batch instead of copying them there "
                           "once (auto: for memory-mapped data, or a set over a fifth of the GPU's memory)")
@@ -410,7 +419,8 @@ def configs_from_args(args: argparse.Namespace) -> tuple[RunConfig, Recipe]:
                     device=args.device, limit=args.limit, budget_s=args.budget_s, resume=args.resume,
                     stop_after=args.stop_after, deterministic=args.deterministic, compile=args.compile,
                     threads=args.threads, progress=not args.quiet, export=args.export, sync_bn=args.sync_bn,
-                    labels=args.labels, stream=args.stream, workers=args.workers)
+                    labels=args.labels, stream=args.stream, workers=args.workers,
+                    distill=args.distill)
     return run, recipe
 
 

@@ -1,0 +1,35 @@
+"""Distillation: a trained model's probabilities as a second training target.
+
+A network trained from scratch learns faster when each face also tells it how
+a trained model saw it ("this sad face looks a little fearful"), not only its
+one label (Hinton et al., 2015). The teacher runs once over the training faces,
+through the app's own classifier (its card's input size and test-time
+augmentation), and each face's target becomes
+
+    (1 - alpha) * its label (one-hot, or FER+'s vote distribution) + alpha * the teacher's probabilities.
+"""
+
+import dataclasses
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from fer_desktop.emotions import EMOTIONS
+from training.data import FaceSplits
+
+
+def with_teacher(data: FaceSplits, teacher_weights: str, alpha: float, device: str = "cpu",
+                 batch_size: int = 512) -> FaceSplits:
+    """``data`` with ``train_soft`` mixing its targets and the teacher's probabilities by ``alpha``."""
+    if not 0.0 < alpha <= 1.0:
+        raise ValueError(f"the distillation weight must be in (0, 1], not {alpha}")
+    from fer_desktop.classifier import load_classifier
+
+    teacher = load_classifier(weights_path=teacher_weights, device=device)
+    faces = data.train_x.numpy()
+    probs = np.concatenate([teacher.predict(faces[i:i + batch_size]) for i in range(0, len(faces), batch_size)])
+    labels = (data.train_soft if data.train_soft is not None
+              else F.one_hot(data.train_y, len(EMOTIONS)).float())
+    soft = (1.0 - alpha) * labels + alpha * torch.from_numpy(probs)
+    return dataclasses.replace(data, train_soft=soft)
