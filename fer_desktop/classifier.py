@@ -14,6 +14,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from fer_desktop.emotions import EMOTIONS  # noqa: E402
+from fer_desktop.ensemble import ENSEMBLE, load_ensemble  # noqa: E402
 from fer_desktop.models import create_model, get_spec  # noqa: E402
 from fer_desktop.preprocessing import faces_to_tensor  # noqa: E402
 from fer_desktop.weights import (  # noqa: E402
@@ -100,12 +101,16 @@ def load_classifier(name: str | None = None, device: str | None = "auto", weight
                     weights_path: str | os.PathLike | None = None) -> Classifier:
     """Load model ``name`` from the weights folders, or an explicit ``weights_path``.
 
+    ``name="ensemble"`` gives an ``EnsembleClassifier`` of every model with weights.
+
     Raises ``WeightsNotFoundError`` (with the command that trains it) or
     ``WeightsError`` (naming the bad file).
     """
     if weights_path is None:
         if name is None:
             raise ValueError("give a model name or a weights path")
+        if name == ENSEMBLE:  # every trained model at once (fer_desktop.ensemble)
+            return load_ensemble(device, weights_dir)
         get_spec(name)  # unknown names fail here with the list of known ones
         weights_path = find_weights(name, weights_dir)
         if weights_path is None:

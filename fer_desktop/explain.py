@@ -21,11 +21,21 @@ FACE_SIDE = 48
 
 
 def has_attention(classifier) -> bool:
+    members = getattr(classifier, "members", None)  # the ensemble: if any member has attention
+    if members is not None:
+        return any(has_attention(m) for m in members)
     return _attention_layer(classifier.model) is not None
 
 
-def explain(classifier, faces, method: str = "gradcam", target: int | None = None) -> np.ndarray:
-    """Maps for uint8 faces ``[N, 48, 48]``; ``target`` is a class index (default: each face's top class)."""
+def explain(classifier, faces, method: str = "gradcam", target=None) -> np.ndarray:
+    """Maps for uint8 faces ``[N, 48, 48]``; ``target`` is a class index, or one per face
+    (default: each face's top class).
+
+    For the ensemble, the weighted mean of its members' maps for the ensemble's own
+    top classes (members without attention sit out of "attention").
+    """
+    if getattr(classifier, "members", None) is not None:
+        return _ensemble_maps(classifier, faces, method, target)
     if method == "gradcam":
         return gradcam(classifier, faces, target)
     if method == "attention":
@@ -39,7 +49,10 @@ def gradcam(classifier, faces, target: int | None = None) -> np.ndarray:
     with torch.enable_grad(), torch.autocast(x.device.type, enabled=False):
         features = model.forward_features(x)
         logits = model.forward_head(features)
-        classes = logits.argmax(1) if target is None else torch.full((len(x),), int(target), device=x.device)
+        if target is None:
+            classes = logits.argmax(1)
+        else:  # one class for all faces, or one per face
+            classes = torch.as_tensor(np.broadcast_to(np.asarray(target), (len(x),)).copy(), device=x.device)
         score = logits.gather(1, classes.view(-1, 1)).sum()
         (grads,) = torch.autograd.grad(score, features)
     weights = grads.mean(dim=(2, 3), keepdim=True)
@@ -58,6 +71,21 @@ def attention_maps(classifier, faces) -> np.ndarray:
     finally:
         handle.remove()
     return _face_maps(captured[0])
+
+
+def _ensemble_maps(ensemble, faces, method: str, target) -> np.ndarray:
+    if method not in METHODS:
+        raise ValueError(f"unknown explanation {method!r}; choose one of {', '.join(METHODS)}")
+    if target is None:
+        target = ensemble.predict(faces).argmax(1)
+    parts = [(w, m) for m, w in zip(ensemble.members, ensemble.weights)
+             if w > 0 and (method == "gradcam" or has_attention(m))]
+    if not parts:
+        raise ValueError("no model of the ensemble computes spatial attention; use Grad-CAM")
+    maps = sum(w * explain(m, faces, method, target if method == "gradcam" else None) for w, m in parts)
+    low = maps.min(axis=(1, 2), keepdims=True)
+    high = maps.max(axis=(1, 2), keepdims=True)
+    return ((maps - low) / np.maximum(high - low, 1e-8)).astype(np.float32)
 
 
 def _attention_layer(model) -> SpatialAttention | None:

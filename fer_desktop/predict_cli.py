@@ -31,7 +31,7 @@ import threading
 from pathlib import Path
 
 from fer_desktop.emotions import EMOTIONS
-from fer_desktop.models.registry import list_models
+from fer_desktop.ensemble import model_names
 
 BATCH_FRAMES = 16  # video frames whose faces share one forward pass
 CSV_HEADER = ["path", "frame", "face", "x", "y", "w", "h", "score", "label", "confidence", *EMOTIONS]
@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="exit status:\n" + "\n".join(f"  {code:<4d}{meaning}" for code, meaning in EXIT_CODES.items()))
     ap.add_argument("paths", nargs="+", metavar="PATH", help="image or video files")
-    ap.add_argument("--model", default=None, choices=list_models(),
+    ap.add_argument("--model", default=None, choices=model_names(),
                     help="default: of the models with weights, the most accurate")
     out = ap.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print one JSON list instead of a table")

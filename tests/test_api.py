@@ -111,3 +111,37 @@ def test_flip_tta_in_one_batch_equals_two_passes(classifiers, name):
     assert torch.allclose(batched, separate, atol=1e-4)
     # and the mirror matters: without it the logits differ
     assert not torch.equal(batched, clf.logits(faces))
+
+
+def test_the_ensemble_averages_every_trained_model(cnn_weights_dir, tmp_path, no_shipped_weights):
+    import json
+    import shutil
+
+    from fer_desktop import load_classifier
+    from fer_desktop.explain import explain, has_attention
+    from fer_desktop.weights import WeightsNotFoundError
+
+    faces = np.random.default_rng(0).integers(0, 256, (3, 48, 48), dtype=np.uint8)
+    members = [load_classifier(n, device="cpu", weights_dir=cnn_weights_dir) for n in ("baseline_cnn",
+                                                                                       "attention_cnn")]
+    ensemble = load_classifier("ensemble", device="cpu", weights_dir=cnn_weights_dir)
+    assert ensemble.name == "ensemble" and [m.name for m in ensemble.members] == ["baseline_cnn", "attention_cnn"]
+    np.testing.assert_allclose(ensemble.predict(faces), (members[0].predict(faces) + members[1].predict(faces)) / 2,
+                               atol=1e-6)
+    maps = explain(ensemble, faces, "gradcam")
+    assert maps.shape == (3, 48, 48) and maps.min() >= 0 and maps.max() <= 1 and has_attention(ensemble)
+
+    # Weights chosen on PublicTest (training.ensemble) apply while they name the same members.
+    folder = tmp_path / "weights"
+    shutil.copytree(cnn_weights_dir, folder)
+    (folder / "ensemble.json").write_text(json.dumps({"weights": {"baseline_cnn": 3, "attention_cnn": 1},
+                                                      "metrics": {"test_accuracy": 0.7}}))
+    weighted = load_classifier("ensemble", device="cpu", weights_dir=folder)
+    np.testing.assert_allclose(weighted.predict(faces), 0.75 * members[0].predict(faces)
+                               + 0.25 * members[1].predict(faces), atol=1e-6)
+    assert weighted.card["metrics"]["test_accuracy"] == 0.7
+
+    for name in ("attention_cnn.safetensors", "attention_cnn.json"):
+        (folder / name).unlink()
+    with pytest.raises(WeightsNotFoundError, match="at least two trained models; found 1"):
+        load_classifier("ensemble", device="cpu", weights_dir=folder)

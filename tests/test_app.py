@@ -48,8 +48,10 @@ def test_window_without_weights_shows_models_unavailable(make_window, qtbot, tmp
                                                          no_shipped_weights):
     window = make_window("--source", face_video, "--weights-dir", tmp_path)
     combo = window.model_combo
-    assert combo.count() == len(list_models()) == 4
-    for i in range(combo.count()):
+    assert len(list_models()) == 4 and combo.count() == 4 + 2  # the models, a separator, the ensemble
+    ensemble = combo.findData("ensemble")
+    assert not combo.model().item(ensemble).isEnabled() and "two trained models" in combo.itemData(ensemble, 3)
+    for i in range(4):
         name = combo.itemData(i)
         assert find_weights(name, tmp_path) is None and not combo.model().item(i).isEnabled()
         assert train_command(name) in combo.itemData(i, 3)  # Qt.ToolTipRole
@@ -428,3 +430,16 @@ def test_record_with_video_writes_the_annotated_mp4_beside_the_csv(make_window, 
     ok, frame = cap.read()
     assert ok and frame.shape[:2] == (360, 640) and count >= 10
     assert window.record_video_check.isEnabled() and not window.banner.isVisible()
+
+
+def test_the_ensemble_entry_serves_the_mean_of_the_trained_models(make_window, qtbot, cnn_weights_dir,
+                                                                   face_video):
+    window = make_window("--source", face_video, "--weights-dir", cnn_weights_dir, "--model", "ensemble")
+    combo = window.model_combo
+    assert combo.model().item(combo.findData("ensemble")).isEnabled()
+    assert "baseline_cnn, attention_cnn" in combo.itemData(combo.findData("ensemble"), 3)
+    qtbot.waitUntil(lambda: window.results_shown >= 2 and window._last_result.model == "ensemble",
+                    timeout=WAIT_MS)
+    assert "ensemble" in window.model_label.text() and combo.currentData() == "ensemble"
+    window.set_explain("gradcam")  # maps of an ensemble: its members' maps, averaged
+    qtbot.waitUntil(lambda: bool(window._last_result.maps), timeout=WAIT_MS)

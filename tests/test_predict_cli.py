@@ -231,7 +231,7 @@ def test_the_shipped_models_say_happy_for_a_smiling_face(files, capsys):
                if find_weights(name) is not None and read_card(find_weights(name)).get("metrics")]
     if not shipped:
         pytest.skip("no trained weights in weights/")
-    for name in shipped:
+    for name in shipped + (["ensemble"] if len(shipped) >= 2 else []):
         assert main([str(files / "face.jpg"), "--model", name, "--json"]) == 0
         (record,) = json.loads(capsys.readouterr().out)
         (face,) = record["faces"]

@@ -272,3 +272,25 @@ def test_distillation_mixes_the_teachers_probabilities_into_the_targets(trained,
     run = run_config(tiny_npz, tmp_path, "attention_cnn", distill=str(trained / "baseline_cnn.safetensors"))
     train(run, tiny_recipe("attention_cnn", distill_alpha=0.25))
     assert json.loads((tmp_path / "attention_cnn.json").read_text())["teacher"] == "baseline_cnn"
+
+
+def test_ensemble_script_chooses_weights_on_publictest_and_writes_its_card(cnn_weights_dir, tiny_npz, tmp_path,
+                                                                        no_shipped_weights):
+    import shutil
+
+    from fer_desktop import load_classifier
+    from training.ensemble import choose_weights, main
+
+    folder = tmp_path / "weights"
+    shutil.copytree(cnn_weights_dir, folder)
+    assert main(["--data", str(tiny_npz), "--weights-dir", str(folder)]) == 0
+    card = json.loads((folder / "ensemble.json").read_text())
+    assert set(card["weights"]) == {"baseline_cnn", "attention_cnn"} and sum(card["weights"].values()) == \
+        pytest.approx(1, abs=1e-3)
+    assert 0 <= card["metrics"]["test_accuracy"] <= 1 and set(card["members"]) == set(card["weights"])
+    assert load_classifier("ensemble", device="cpu", weights_dir=folder).card["metrics"] == card["metrics"]
+    # A weighting wins only if it is strictly better on PublicTest than equal weights.
+    labels = np.array([0, 1])
+    right, wrong = np.eye(7)[[0, 1]], np.eye(7)[[1, 0]]
+    assert choose_weights([right, wrong * 0.9], labels) == ([1.0, 1.0], "equal")
+    assert choose_weights([right, wrong * 1.1], labels)[1] == "grid on PublicTest"

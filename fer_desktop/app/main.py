@@ -24,13 +24,13 @@ BENCH_QUIT_ENV = "FER_DESKTOP_BENCH_QUIT"  # quit this many seconds after the fi
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    from fer_desktop.models.registry import list_models
+    from fer_desktop.ensemble import model_names
 
     parser = argparse.ArgumentParser(
         prog="fer-desktop", description="Recognise facial emotions live from a webcam or a video file.")
     parser.add_argument("--source", default="0",
                         help="camera index (0, 1, ...) or a video file path (default: camera 0)")
-    parser.add_argument("--model", choices=list_models(), default=None,
+    parser.add_argument("--model", choices=model_names(), default=None,
                         help="model to start with (default: the first one with trained weights)")
     parser.add_argument("--device", choices=DEVICES, default="auto",
                         help="where the model runs (auto: CUDA, else MPS, else the CPU)")

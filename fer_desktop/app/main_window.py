@@ -24,6 +24,7 @@ from fer_desktop.app.video_view import VideoView, face_key
 from fer_desktop.capture import describe_source, parse_source, probe_camera
 from fer_desktop.emotions import EMOTIONS
 from fer_desktop.image_io import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from fer_desktop.ensemble import ENSEMBLE, ENSEMBLE_TITLE, describe_ensemble, model_names, model_title
 from fer_desktop.models.registry import get_spec, list_models
 from fer_desktop.recording import AnnotatedVideoRecorder, TimelineRecorder, default_recording_path
 from fer_desktop.weights import (WeightsError, default_model, describe_card, find_weights, read_card,
@@ -282,6 +283,17 @@ class MainWindow(QMainWindow):
             self.available_models.append(name)
             self.model_combo.setItemData(self.model_combo.count() - 1, describe_card(card),
                                          Qt.ItemDataRole.ToolTipRole)
+        # The ensemble: every trained model at once, once there are two.
+        self.model_combo.insertSeparator(self.model_combo.count())
+        self.model_combo.addItem(ENSEMBLE_TITLE, ENSEMBLE)
+        index = self.model_combo.count() - 1
+        if len(self.available_models) >= 2:
+            self.available_models.append(ENSEMBLE)
+            tip = describe_ensemble(self.weights_dir)
+        else:
+            self.model_combo.model().item(index).setEnabled(False)
+            tip = "Needs at least two trained models"
+        self.model_combo.setItemData(index, tip[0].upper() + tip[1:], Qt.ItemDataRole.ToolTipRole)
 
     def _connect(self) -> None:
         s = self.session
@@ -326,11 +338,14 @@ class MainWindow(QMainWindow):
 
     def _initial_model(self) -> str | None:
         wanted = self._requested_model
-        if wanted is not None and wanted not in list_models():
-            self.banner.show_message(f"Unknown model {wanted!r}; choose one of: {', '.join(list_models())}",
+        if wanted is not None and wanted not in model_names():
+            self.banner.show_message(f"Unknown model {wanted!r}; choose one of: {', '.join(model_names())}",
                                      origin="model")
             wanted = None
-        if wanted is not None and wanted not in self.available_models:
+        if wanted == ENSEMBLE and wanted not in self.available_models:
+            self.banner.show_message("The ensemble needs at least two trained models", origin="model")
+            wanted = None
+        elif wanted is not None and wanted not in self.available_models:
             self.banner.show_message(f"No weights for {wanted}. Train them with: {train_command(wanted)}",
                                      origin="model")
             wanted = None
@@ -551,16 +566,16 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def _on_worker_event(self, event) -> None:
         if event.kind == "loading":
-            self.statusBar().showMessage(f"Loading {get_spec(event.model).title}…")
+            self.statusBar().showMessage(f"Loading {model_title(event.model)}…")
             if self._current_model is None:
-                self.view.set_placeholder(f"Loading {get_spec(event.model).title}…")
+                self.view.set_placeholder(f"Loading {model_title(event.model)}…")
         elif event.kind == "model":
             self._current_model = event.model
             self._device = event.device
             self._set_combo_model(event.model)
             self.banner.clear_message("model")
             self.banner.clear_message("weights")
-            self.statusBar().showMessage(f"{get_spec(event.model).title} ready", 3000)
+            self.statusBar().showMessage(f"{model_title(event.model)} ready", 3000)
             self._update_stats()
         elif event.kind == "error":
             self.statusBar().clearMessage()
@@ -722,7 +737,7 @@ class MainWindow(QMainWindow):
     @Slot()
     def _update_stats(self) -> None:
         now = time.monotonic()
-        title = get_spec(self._current_model).title if self._current_model else "none"
+        title = model_title(self._current_model) if self._current_model else "none"
         self.model_label.setText(f"Model: {title}")
         if self._recorder is not None:
             self.record_label.setText(f"● REC {self._recorder.path.name}: {self._recorder.frames} frames")

@@ -1,0 +1,120 @@
+"""The ensemble: every trained model at once, their probabilities averaged.
+
+``load_classifier("ensemble")`` loads each model that has weights (at least
+two) and returns an ``EnsembleClassifier``, which predicts like a single
+``Classifier``. Its members are weighted equally, unless an ``ensemble.json``
+in the weights folder, written by ``python -m training.ensemble``, gives
+weights chosen on PublicTest; that file also holds the ensemble's measured
+accuracy. No Qt here.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+ENSEMBLE = "ensemble"
+ENSEMBLE_TITLE = "All models (ensemble)"
+CARD_NAME = "ensemble.json"
+
+
+def model_title(name: str) -> str:
+    """What users read for ``name``: a registered model's title, or the ensemble's."""
+    if name == ENSEMBLE:
+        return ENSEMBLE_TITLE
+    from fer_desktop.models.registry import get_spec
+
+    return get_spec(name).title
+
+
+def model_names() -> list[str]:
+    """Every name ``load_classifier`` accepts: the four models and the ensemble."""
+    from fer_desktop.models.registry import list_models
+
+    return [*list_models(), ENSEMBLE]
+
+
+def trained_models(weights_dir=None) -> list[str]:
+    from fer_desktop.models.registry import list_models
+    from fer_desktop.weights import find_weights
+
+    return [name for name in list_models() if find_weights(name, weights_dir) is not None]
+
+
+def find_card(weights_dir=None) -> Path | None:
+    from fer_desktop.weights import weights_dirs
+
+    for folder in weights_dirs(weights_dir):
+        if (folder / CARD_NAME).is_file():
+            return folder / CARD_NAME
+    return None
+
+
+def read_ensemble_card(weights_dir=None) -> dict:
+    """The ``ensemble.json`` found first in the weights folders, or {} (equal weights, not measured)."""
+    path = find_card(weights_dir)
+    if path is None:
+        return {}
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}  # unreadable: fall back to equal weights rather than refuse to serve
+    return card if isinstance(card, dict) else {}
+
+
+class EnsembleClassifier:
+    """The weighted mean of several classifiers' probabilities; ``predict`` as ``Classifier.predict``."""
+
+    name = ENSEMBLE
+    title = ENSEMBLE_TITLE
+
+    def __init__(self, members: list, weights: list[float] | None = None, card: dict | None = None) -> None:
+        if len(members) < 2:
+            raise ValueError("an ensemble needs at least two models")
+        weights = [1.0] * len(members) if weights is None else [float(w) for w in weights]
+        if len(weights) != len(members) or min(weights) < 0 or sum(weights) <= 0:
+            raise ValueError("one non-negative weight per member, not all zero")
+        self.members = members
+        self.weights = np.asarray(weights, np.float32) / sum(weights)
+        self.device = members[0].device
+        self.card = {"model": ENSEMBLE, "members": [m.name for m in members],
+                     "weights": dict(zip([m.name for m in members], self.weights.round(4).tolist())),
+                     **{k: v for k, v in (card or {}).items() if k in ("metrics", "chosen_on")}}
+
+    def predict(self, faces) -> np.ndarray:
+        probs = [w * m.predict(faces) for m, w in zip(self.members, self.weights) if w > 0]
+        return np.sum(probs, axis=0).astype(np.float32)
+
+
+def load_ensemble(device: str | None = "auto", weights_dir=None) -> EnsembleClassifier:
+    from fer_desktop.classifier import load_classifier
+    from fer_desktop.weights import WeightsNotFoundError
+
+    names = trained_models(weights_dir)
+    if len(names) < 2:
+        raise WeightsNotFoundError(f"the ensemble needs at least two trained models; found {len(names)}"
+                                   + (f" ({names[0]})" if names else ""))
+    card = read_ensemble_card(weights_dir)
+    chosen = card.get("weights") if isinstance(card.get("weights"), dict) else {}
+    # Weights chosen for other members (a model trained since) do not apply: equal weights then.
+    weights = [chosen.get(n, 0.0) for n in names] if set(chosen) == set(names) else None
+    if weights is None:
+        card = {}  # its metrics were measured on other members
+    members = [load_classifier(name, device=device, weights_dir=weights_dir) for name in names]
+    return EnsembleClassifier(members, weights, card)
+
+
+def describe_ensemble(weights_dir=None) -> str:
+    """One line for users, like ``weights.describe_card``."""
+    names = trained_models(weights_dir)
+    card = read_ensemble_card(weights_dir)
+    members = card.get("weights", {}) if isinstance(card.get("weights"), dict) else {}
+    text = f"the mean of {len(names)} models' probabilities ({', '.join(names)})"
+    accuracy = (card.get("metrics") or {}).get("test_accuracy")
+    if set(members) == set(names) and isinstance(accuracy, (int, float)):
+        text = f"{accuracy:.1%} on FER-2013's PrivateTest, " + text
+    return text
+
+
+def is_ensemble(classifier) -> bool:
+    return getattr(classifier, "name", None) == ENSEMBLE

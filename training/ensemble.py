@@ -1,0 +1,95 @@
+"""Measure the ensemble of the trained models and choose its weights on PublicTest.
+
+    python -m training.ensemble --data fer2013.npz                  # writes weights/ensemble.json
+    python -m training.ensemble --data fer2013.npz --weights-dir weights --dry-run
+
+Each model with weights predicts PublicTest and PrivateTest once, through the
+app's own classifier (its card's input size and test-time augmentation). The
+ensemble's weights are chosen on PublicTest only: equal weights, or the
+weighting from a coarse grid (0, 0.5, 1, 1.5, 2 per model) that is most
+accurate on PublicTest, if it beats equal weights there. PrivateTest is then
+measured once with the chosen weights. ``ensemble.json`` records the members,
+the weights, both accuracies, and each member's own accuracies for comparison;
+``load_classifier("ensemble")`` reads it.
+"""
+
+import argparse
+import itertools
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from fer_desktop.ensemble import CARD_NAME, trained_models
+from training.data import load_dataset
+from training.evaluate import predict_split
+
+GRID = (0.0, 0.5, 1.0, 1.5, 2.0)
+
+
+def accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
+    return round(float((probs.argmax(1) == labels).mean()), 4)
+
+
+def choose_weights(val_probs: list[np.ndarray], val_labels: np.ndarray) -> tuple[list[float], str]:
+    """Equal weights, or the grid's best on PublicTest if it is strictly better."""
+    equal = [1.0] * len(val_probs)
+    best, best_acc = equal, accuracy(sum(val_probs), val_labels)
+    for weights in itertools.product(GRID, repeat=len(val_probs)):
+        if sum(w > 0 for w in weights) < 2:
+            continue  # an ensemble of one is not an ensemble
+        acc = accuracy(sum(w * p for w, p in zip(weights, val_probs)), val_labels)
+        if acc > best_acc:
+            best, best_acc = list(weights), acc
+    return best, "equal" if best == equal else "grid on PublicTest"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.ensemble", description=__doc__.split("\n")[0])
+    parser.add_argument("--data", required=True, help="fer2013 .npz, .csv or image folder")
+    parser.add_argument("--weights-dir", default=None, help="where the models' weights are (default: the app's)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dry-run", action="store_true", help="print the results, write nothing")
+    args = parser.parse_args(argv)
+
+    from fer_desktop.classifier import load_classifier
+    from fer_desktop.weights import find_weights
+
+    names = trained_models(args.weights_dir)
+    if len(names) < 2:
+        print(f"error: the ensemble needs at least two trained models; found {names}", file=sys.stderr)
+        return 2
+    data = load_dataset(args.data)
+    (val_x, val_y), (test_x, test_y) = data.split("val"), data.split("test")
+    val_y, test_y = val_y.numpy(), test_y.numpy()
+    members, val_probs, test_probs = {}, [], []
+    for name in names:
+        classifier = load_classifier(name, device=args.device, weights_dir=args.weights_dir)
+        val_probs.append(predict_split(classifier, val_x.numpy()))
+        test_probs.append(predict_split(classifier, test_x.numpy()))
+        members[name] = {"val_accuracy": accuracy(val_probs[-1], val_y),
+                         "test_accuracy": accuracy(test_probs[-1], test_y)}
+    weights, chosen_on = choose_weights(val_probs, val_y)
+    total = sum(weights)
+    card = {
+        "model": "ensemble",
+        "weights": {n: round(w / total, 4) for n, w in zip(names, weights)},
+        "chosen_on": chosen_on,
+        "metrics": {"val_accuracy": accuracy(sum(w * p for w, p in zip(weights, val_probs)), val_y),
+                    "test_accuracy": accuracy(sum(w * p for w, p in zip(weights, test_probs)), test_y),
+                    "equal_weights_val_accuracy": accuracy(sum(val_probs), val_y),
+                    "equal_weights_test_accuracy": accuracy(sum(test_probs), test_y)},
+        "members": members,
+        "data": Path(args.data).name,
+    }
+    print(json.dumps(card, indent=2))
+    if not args.dry_run:
+        folder = find_weights(names[0], args.weights_dir).parent
+        (folder / CARD_NAME).write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {folder / CARD_NAME}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
