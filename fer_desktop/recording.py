@@ -131,7 +131,7 @@ class AnnotatedVideoRecorder:
 
         from fer_desktop.overlay import draw_results
 
-        writer = None
+        writer, size = None, None  # size: (height, width) of the file's frames
         try:
             while True:
                 t, image, faces, maps = self._queue.get()
@@ -143,13 +143,13 @@ class AnnotatedVideoRecorder:
                 if maps and all(getattr(f, "track_id", None) in maps for f in faces):
                     face_maps = [maps[f.track_id] for f in faces]
                 out = draw_results(image, faces, maps=face_maps)
-                if writer is not None and out.shape[:2] != (height, width):  # another source, another size
-                    out = cv2.resize(out, (width, height), interpolation=cv2.INTER_AREA)
+                if size is not None and out.shape[:2] != size:  # another source, another size
+                    out = cv2.resize(out, (size[1], size[0]), interpolation=cv2.INTER_AREA)
                 if writer is None:
-                    height, width = out.shape[:2]
+                    size = out.shape[:2]
                     self.path.parent.mkdir(parents=True, exist_ok=True)
                     writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps,
-                                             (width, height))
+                                             (size[1], size[0]))
                     if not writer.isOpened():
                         self.error = f"{self.path}: cannot write the video"
                         continue

@@ -129,6 +129,20 @@ def no_shipped_weights(tmp_path, monkeypatch):
     monkeypatch.setattr("fer_desktop.weights._PACKAGE_DIR", tmp_path / "hidden" / "fer_desktop")
 
 
+def read_video(path: Path) -> list[np.ndarray]:
+    """Every frame of a video file (at least one)."""
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    cap.release()
+    assert frames, f"{path}: no frame"
+    return frames
+
+
 class FaultyCapture:
     """A real ``cv2.VideoCapture`` with injected faults: ``read`` raises after ``good`` frames (a driver
     fault), ``release`` takes ``release_delay`` s (a slow driver); opens and releases go to ``log``."""

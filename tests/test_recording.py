@@ -79,8 +79,7 @@ def test_default_path_is_timestamped_in_the_folder(tmp_path):
 
 
 def test_annotated_video_keeps_real_time_and_draws_the_faces(tmp_path):
-    import cv2
-
+    from conftest import read_video
     from fer_desktop.recording import AnnotatedVideoRecorder
 
     clock = Clock()
@@ -93,13 +92,7 @@ def test_annotated_video_keeps_real_time_and_draws_the_faces(tmp_path):
     assert video.close() and video.error is None and video.dropped == 0
     # 0.6 s at 10 fps: 7 frames, the one of 0.1 s repeated over the stall.
     assert video.written == 7
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
+    frames = read_video(path)
     assert len(frames) == 7 and frames[0].shape == grey.shape
     assert np.abs(frames[0].astype(int) - 90).max() > 100  # the box and label were drawn
     # The last frame's map turns the face's crop into colour.

@@ -7,23 +7,13 @@ import numpy as np
 import pytest
 
 from conftest import load_face_image
+from conftest import read_video
 from fer_desktop.classifier import load_classifier
 from fer_desktop.detection import FaceDetector
 from fer_desktop.pipeline import FramePipeline
 from fer_desktop.tracking import SkippingDetector
 
 
-def read_video(path: Path) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cap.release()
-    assert frames
-    return frames
 
 
 def write_static_video(path: Path, frames: int = 24) -> Path:

@@ -33,12 +33,16 @@ import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from fer_desktop.emotions import EMOTIONS
 from training.ferplus import LABEL_SETS, ferplus_targets
+
+if TYPE_CHECKING:
+    from training.streaming import StreamedFaces
 
 FACE = 48
 SPLITS = ("train", "val", "test")

@@ -16,7 +16,6 @@ import argparse
 import dataclasses
 import json
 import math
-import platform
 import random
 import shutil
 import sys
