@@ -294,3 +294,27 @@ def test_ensemble_script_chooses_weights_on_publictest_and_writes_its_card(cnn_w
     right, wrong = np.eye(7)[[0, 1]], np.eye(7)[[1, 0]]
     assert choose_weights([right, wrong * 0.9], labels) == ([1.0, 1.0], "equal")
     assert choose_weights([right, wrong * 1.1], labels)[1] == "grid on PublicTest"
+
+
+def test_a_large_image_folder_is_decoded_as_batches_need_it(tiny_npz, tmp_path, monkeypatch):
+    from PIL import Image
+
+    import training.data
+    from training.streaming import StreamedFaces
+
+    with np.load(tiny_npz) as z:
+        pixels, labels, split = z["pixels"], z["labels"], z["split"]
+    for i, (face, label, part) in enumerate(zip(pixels, labels, split, strict=True)):
+        folder = tmp_path / "faces" / ("test" if part == "test" else "train") / EMOTIONS[label]
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(face).save(folder / f"{i}.png")
+    decoded = load_dataset(tmp_path / "faces")
+    monkeypatch.setattr(training.data, "STREAM_FILES_ABOVE", 10)  # "large": more than 10 training images
+    streamed = load_dataset(tmp_path / "faces")
+    assert isinstance(streamed.train_x, StreamedFaces) and streamed.train_x.files is not None
+    assert torch.equal(streamed.train_x.gather(np.arange(len(streamed.train_y))), decoded.train_x)
+    assert torch.equal(streamed.val_x, decoded.val_x) and streamed.sizes() == decoded.sizes()
+    recipe = tiny_recipe("baseline_cnn")
+    a = train(run_config(tiny_npz, tmp_path / "a"), recipe, data=streamed)
+    b = train(run_config(tiny_npz, tmp_path / "b"), recipe, data=decoded)
+    assert _same_history(a["history"], b["history"])

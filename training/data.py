@@ -239,7 +239,7 @@ def load_csv(path: str | Path) -> FaceSplits:
     return _from_arrays(np.stack(pixels), np.asarray(labels), np.asarray(split), str(path))
 
 
-def _read_gray(path: Path) -> np.ndarray:
+def read_face_file(path: Path) -> np.ndarray:
     # Pillow comes with matplotlib; imported here so training needs it only for image folders.
     from PIL import Image
 
@@ -250,16 +250,20 @@ def _read_gray(path: Path) -> np.ndarray:
         return np.asarray(im, dtype=np.uint8)
 
 
-def _read_class_folders(root: Path) -> tuple[np.ndarray, np.ndarray]:
-    pixels, labels = [], []
+def _class_files(root: Path) -> tuple[list[Path], np.ndarray]:
+    files, labels = [], []
     for label, name in enumerate(EMOTIONS):
         for file in sorted((root / name).glob("*")):
             if file.suffix.lower() in IMAGE_SUFFIXES:
-                pixels.append(_read_gray(file))
+                files.append(file)
                 labels.append(label)
-    if not pixels:
+    if not files:
         raise ValueError(f"{root}: no images in {'/'.join(EMOTIONS)} subfolders")
-    return np.stack(pixels), np.asarray(labels, np.int64)
+    return files, np.asarray(labels, np.int64)
+
+
+def _read_files(files: list[Path]) -> np.ndarray:
+    return np.stack([read_face_file(f) for f in files])
 
 
 def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
@@ -273,12 +277,26 @@ def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> np.nda
     return mask
 
 
+# Image folders with more training images than this are not decoded up front: their
+# training faces are decoded as batches need them (training.streaming), by workers.
+STREAM_FILES_ABOVE = 200_000
+
+
 def load_folder(path: str | Path, val_fraction: float = 0.1, seed: int = 0) -> FaceSplits:
     root = Path(path)
-    train_px, train_y = _read_class_folders(root / "train")
-    test_px, test_y = _read_class_folders(root / "test")
+    train_files, train_y = _class_files(root / "train")
+    test_files, test_y = _class_files(root / "test")
     val = stratified_holdout(train_y, val_fraction, seed)
-    pixels = np.concatenate([train_px, test_px])
+    if len(train_files) - val.sum() > STREAM_FILES_ABOVE:
+        from training.streaming import StreamedFaces
+
+        rows = np.flatnonzero(~val)
+        return FaceSplits(
+            train_x=StreamedFaces(files=train_files, rows=rows), train_y=torch.from_numpy(train_y[rows]),
+            val_x=torch.from_numpy(_read_files([train_files[i] for i in np.flatnonzero(val)])),
+            val_y=torch.from_numpy(train_y[val]), test_x=torch.from_numpy(_read_files(test_files)),
+            test_y=torch.from_numpy(test_y), source=str(path))
+    pixels = _read_files(train_files + test_files)
     labels = np.concatenate([train_y, test_y])
     split = np.concatenate([np.where(val, "val", "train"), np.full(len(test_y), "test")])
     return _from_arrays(pixels, labels, split, str(path))

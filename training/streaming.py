@@ -3,9 +3,10 @@
 The default path copies the whole training set to the device once: for
 FER-2013 that is 28,709 x 48 x 48 bytes (66 MB), and gathering a batch on the
 device is free. A dataset of millions of faces, or one larger than memory,
-stays where it is instead: in host memory or in a memory-mapped ``.npy`` file
-(``python -m training.data pack-npy``), and DataLoader workers gather each
-global batch in the background while the device trains on the previous one.
+stays where it is instead: in host memory, in a memory-mapped ``.npy`` file
+(``python -m training.data pack-npy``) or as image files (a large image
+folder, decoded as needed), and DataLoader workers gather each global batch in
+the background while the device trains on the previous one.
 
 The batches are the same either way: the same seeded order, cut into the same
 global batches (see ``training.engine.train_one_epoch``), so a streamed run
@@ -20,19 +21,21 @@ from torch.utils.data import DataLoader, Dataset
 
 
 class StreamedFaces:
-    """uint8 faces ``[N, 48, 48]`` read by row: an array in memory or a memory-mapped ``.npy`` file.
+    """uint8 faces ``[N, 48, 48]`` read by row: from an array in memory, a memory-mapped ``.npy``
+    file (``path``), or image files (``files``, decoded to 48x48 grayscale when read).
 
-    ``rows`` selects (and orders) the rows of the file that belong to this set,
-    so a training split is a view of the file, never a copy of it.
+    ``rows`` selects (and orders) the rows of the source that belong to this set,
+    so a training split is a view of it, never a copy.
     """
 
     def __init__(self, pixels: np.ndarray | None = None, path: str | Path | None = None,
-                 rows: np.ndarray | None = None, workers: int = 2) -> None:
-        if (pixels is None) == (path is None):
-            raise ValueError("give the pixels or the path of a .npy file, not both")
+                 rows: np.ndarray | None = None, workers: int = 2, files: list | None = None) -> None:
+        if sum(x is not None for x in (pixels, path, files)) != 1:
+            raise ValueError("give one source: the pixels, the path of a .npy file, or image files")
         self.path = Path(path) if path is not None else None
+        self.files = list(files) if files is not None else None
         self._pixels = pixels
-        count = len(self.pixels)
+        count = len(self.files) if self.files is not None else len(self.pixels)
         self.rows = np.arange(count) if rows is None else np.asarray(rows, np.int64)
         self.workers = workers
 
@@ -53,22 +56,31 @@ class StreamedFaces:
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return (len(self.rows), *self.pixels.shape[1:])
+        return (len(self.rows), 48, 48)
 
     def __getitem__(self, index) -> "StreamedFaces":
         """A subset (by a boolean mask, an index array or a slice), still streamed."""
         if isinstance(index, torch.Tensor):
             index = index.cpu().numpy()
-        return StreamedFaces(self._pixels, rows=self.rows[index], workers=self.workers) if self.path is None \
-            else StreamedFaces(path=self.path, rows=self.rows[index], workers=self.workers)
+        source = ({"files": self.files} if self.files is not None else
+                  {"path": self.path} if self.path is not None else {"pixels": self._pixels})
+        return StreamedFaces(**source, rows=self.rows[index], workers=self.workers)
+
+    def _read(self, rows: np.ndarray) -> np.ndarray:
+        if self.files is not None:
+            from training.data import read_face_file
+
+            return np.stack([read_face_file(self.files[i]) for i in rows]) if len(rows) else \
+                np.zeros((0, 48, 48), np.uint8)
+        return np.ascontiguousarray(self.pixels[rows])
 
     def gather(self, index) -> torch.Tensor:
         """The faces at positions ``index`` of this set, as a CPU tensor."""
         index = np.asarray(index.cpu() if isinstance(index, torch.Tensor) else index, np.int64)
-        return torch.from_numpy(np.ascontiguousarray(self.pixels[self.rows[index]]))
+        return torch.from_numpy(self._read(self.rows[index]))
 
     def numpy(self) -> np.ndarray:
-        return np.ascontiguousarray(self.pixels[self.rows])
+        return self._read(self.rows)
 
     def to(self, device) -> "StreamedFaces":
         return self  # streamed: batches move to the device one at a time
@@ -98,11 +110,12 @@ class _Batches(Dataset):
 
 
 def should_stream(faces, device: torch.device, choice: str = "auto") -> bool:
-    """``on``/``off`` as asked; ``auto``: memory-mapped data, or a training set over a fifth of the GPU."""
+    """``on``/``off`` as asked; ``auto``: memory-mapped data or image files (a large image folder:
+    ``training.data.STREAM_FILES_ABOVE``), or a training set over a fifth of the GPU's memory."""
     if choice != "auto":
         return choice == "on"
     if isinstance(faces, StreamedFaces):
-        return faces.path is not None
+        return faces.path is not None or faces.files is not None
     if device.type == "cuda":
         free, total = torch.cuda.mem_get_info(device)
         return faces.numel() * faces.element_size() > 0.2 * total
