@@ -891,25 +891,20 @@ def fer_predict_runs(source: WeightsSource, models, sizes_for, tmp: Path, thread
     shipped = {m: source.trained_size(m) or best_recipe(m).input_size for m in models}
     for sizes in (paper, shipped):
         folder, kinds = source.folder_for_cli(sizes)
+        def timed(model: str, input_size, weights: str) -> None:
+            print(f"  fer-predict {model} at {input_size}…", flush=True)
+            start = time_fer_predict(one_frame, folder, model, 1, tmp, threads)
+            r = time_fer_predict(video, folder, model, n, tmp, threads)
+            r.update(input_size=input_size, weights=weights, startup_s=start["wall_s"])
+            if r["fps"] is not None and r["wall_s"] > start["wall_s"]:
+                r["fps_after_startup"] = round((n - 1) / (r["wall_s"] - start["wall_s"]), 1)
+            runs.append(r)
+            print(f"    {r['wall_s']} s, {r['fps']} FPS (start-up {start['wall_s']} s)", flush=True)
+
         for m in models:
-            print(f"  fer-predict {m} at {sizes[m]}…", flush=True)
-            start = time_fer_predict(one_frame, folder, m, 1, tmp, threads)
-            r = time_fer_predict(video, folder, m, n, tmp, threads)
-            r.update(input_size=sizes[m], weights=kinds[m], startup_s=start["wall_s"])
-            if r["fps"] is not None and r["wall_s"] > start["wall_s"]:
-                r["fps_after_startup"] = round((n - 1) / (r["wall_s"] - start["wall_s"]), 1)
-            runs.append(r)
-            print(f"    {r['wall_s']} s, {r['fps']} FPS (start-up {start['wall_s']} s)", flush=True)
+            timed(m, sizes[m], kinds[m])
         if sizes is shipped and len(models) >= 2:  # the ensemble of these models, at their shipped sizes
-            print(f"  fer-predict ensemble of {', '.join(models)}…", flush=True)
-            start = time_fer_predict(one_frame, folder, "ensemble", 1, tmp, threads)
-            r = time_fer_predict(video, folder, "ensemble", n, tmp, threads)
-            r.update(input_size="+".join(str(sizes[m]) for m in models), weights="/".join(
-                sorted({kinds[m] for m in models})), startup_s=start["wall_s"])
-            if r["fps"] is not None and r["wall_s"] > start["wall_s"]:
-                r["fps_after_startup"] = round((n - 1) / (r["wall_s"] - start["wall_s"]), 1)
-            runs.append(r)
-            print(f"    {r['wall_s']} s, {r['fps']} FPS (start-up {start['wall_s']} s)", flush=True)
+            timed("ensemble", "+".join(str(sizes[m]) for m in models), "/".join(sorted({kinds[m] for m in models})))
     return {"video": "generated, one face", "frames": n, "runs": runs}
 
 
