@@ -904,7 +904,8 @@ def fer_predict_runs(source: WeightsSource, models, sizes_for, tmp: Path, thread
         for m in models:
             timed(m, sizes[m], kinds[m])
         if sizes is shipped and len(models) >= 2:  # the ensemble of these models, at their shipped sizes
-            timed("ensemble", "+".join(str(sizes[m]) for m in models), "/".join(sorted({kinds[m] for m in models})))
+            timed("ensemble", "+".join(str(sizes[m]) for m in models),
+                  "/".join(sorted({kinds[m] for m in models})))
     return {"video": "generated, one face", "frames": n, "runs": runs}
 
 
