@@ -156,7 +156,6 @@ class MainWindow(QMainWindow):
         self.explain_combo.setItemData(1, "The model's own spatial attention map: the attention CNN and "
                                           "ResNet-50 + CBAM (Grad-CAM for the others)",
                                        Qt.ItemDataRole.ToolTipRole)
-        self.explain_combo.setEnabled(False)
         bar.addWidget(self.explain_combo)
         bar.addSeparator()
 
@@ -605,7 +604,6 @@ class MainWindow(QMainWindow):
     @Slot()
     def _on_explain_changed(self, *_) -> None:
         method = self.explain_method
-        self.explain_combo.setEnabled(method is not None)
         if method == self.session.explain:
             return
         self.session.set_explain(method)
