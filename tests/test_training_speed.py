@@ -140,3 +140,15 @@ def test_choose_tta_picks_on_val_and_the_card_stays_reproducible(tmp_path):
     assert json.loads(weights.with_suffix(".json").read_text())["test_time_augmentation"] == expected
     measured = headline(evaluate_weights(weights, data))  # no override: follows the rewritten card
     assert all(card["metrics"][k] == v for k, v in measured.items())
+
+
+def test_benchmark_times_resnet_stems_and_sizes(tmp_path):
+    from training.benchmark import main
+
+    out = tmp_path / "bench.json"
+    assert main(["--models", "resnet50", "--steps", "1", "--batch-size", "2", "--sizes", "32", "48",
+                 "--stem-strides", "4", "2", "--channels-last-only", "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["results"]
+    assert [(r["input_size"], r["architecture"]["stem_stride"]) for r in rows] == [(32, 4), (48, 4), (32, 2),
+                                                                                   (48, 2)]
+    assert {r["variant"] for r in rows} == {"fp32 channels_last"}

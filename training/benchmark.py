@@ -79,8 +79,9 @@ def images_per_s(name: str, size: int, architecture: dict, batch: int, steps: in
     return batch * steps / (time.perf_counter() - start)
 
 
-def variants(device: torch.device, emulated_bf16: bool) -> list[tuple[str, bool, bool]]:
-    rows = [("fp32 NCHW", False, False), ("fp32 channels_last", True, False)]
+def variants(device: torch.device, emulated_bf16: bool, channels_last_only: bool = False) -> list[tuple[str, bool, bool]]:
+    rows = [("fp32 channels_last", True, False)] if channels_last_only else [
+        ("fp32 NCHW", False, False), ("fp32 channels_last", True, False)]
     if autocast_bf16(device) or emulated_bf16:
         rows.append(("bf16 channels_last", True, True))
     return rows
@@ -96,6 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--paper-sizes", action="store_true", help="also time the paper's 128/224 px inputs")
     parser.add_argument("--registry-widths", action="store_true",
                         help="also time the registry's architecture (full width) at the best recipe's input size")
+    parser.add_argument("--sizes", nargs="+", type=int,
+                        help="time these input sizes instead of the best recipe's (e.g. 48 64 96)")
+    parser.add_argument("--stem-strides", nargs="+", type=int,
+                        help="ResNets: also time these stems (architecture.stem_stride 4, 2 or 1)")
+    parser.add_argument("--channels-last-only", action="store_true", help="skip the NCHW rows")
     parser.add_argument("--emulated-bf16", action="store_true", help="time bf16 even where it is not native")
     parser.add_argument("--note", default="", help="stored with the results, e.g. other load on the machine")
     parser.add_argument("--out", default=str(RESULTS))
@@ -110,13 +116,16 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name in args.models:
         recipe = best_recipe(name)
-        configs = [("best", recipe.input_size, recipe.architecture)]
+        configs = [("best", size, recipe.architecture) for size in (args.sizes or [recipe.input_size])]
+        if args.stem_strides and name.startswith("resnet"):
+            configs = [(f"best, stem stride {stride}", size, {**recipe.architecture, "stem_stride": stride})
+                       for stride in args.stem_strides for size in (args.sizes or [recipe.input_size])]
         if args.registry_widths and recipe.architecture:
             configs.append(("best size, registry architecture", recipe.input_size, {}))
         if args.paper_sizes:
             configs.append(("paper", get_spec(name).input_size, {}))
         for label, size, architecture in configs:
-            for variant, channels_last, bf16 in variants(device, args.emulated_bf16):
+            for variant, channels_last, bf16 in variants(device, args.emulated_bf16, args.channels_last_only):
                 rate = images_per_s(name, size, architecture, args.batch_size, args.steps, device,
                                     channels_last, bf16)
                 rows.append({"model": name, "recipe": label, "input_size": size, "architecture": architecture,
