@@ -7,14 +7,20 @@
   (``attention_cnn``'s, and the spatial half of ``resnet50_cbam``'s CBAM).
 
 Both return ``[N, 48, 48]`` float32 maps scaled to [0, 1] per face, aligned with
-the face crops the classifier was given. No Qt here.
+the face crops the classifier was given. No Qt here, and torch is imported only
+when a map is computed: the GUI thread can check a method name without it.
 """
 
-import numpy as np
-import torch
-import torch.nn.functional as F
+from __future__ import annotations
 
-from fer_desktop.models.layers import SpatialAttention
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+    from fer_desktop.models.layers import SpatialAttention
 
 METHODS = ("gradcam", "attention")
 FACE_SIDE = 48
@@ -44,6 +50,9 @@ def explain(classifier, faces, method: str = "gradcam", target=None) -> np.ndarr
 
 
 def gradcam(classifier, faces, target: int | None = None) -> np.ndarray:
+    import torch
+    import torch.nn.functional as F
+
     model = classifier.model
     x = classifier.inputs(faces).detach().requires_grad_(True)  # so that the features carry a graph
     with torch.enable_grad(), torch.autocast(x.device.type, enabled=False):
@@ -60,6 +69,8 @@ def gradcam(classifier, faces, target: int | None = None) -> np.ndarray:
 
 
 def attention_maps(classifier, faces) -> np.ndarray:
+    import torch
+
     layer = _attention_layer(classifier.model)
     if layer is None:
         raise ValueError(f"{classifier.name} computes no spatial attention; use Grad-CAM")
@@ -89,11 +100,15 @@ def _ensemble_maps(ensemble, faces, method: str, target) -> np.ndarray:
 
 
 def _attention_layer(model) -> SpatialAttention | None:
+    from fer_desktop.models.layers import SpatialAttention
+
     return next((m for m in model.modules() if isinstance(m, SpatialAttention)), None)
 
 
 def _face_maps(maps: torch.Tensor) -> np.ndarray:
     """``[N, 1, h, w]`` -> ``[N, 48, 48]`` in [0, 1], each map stretched to its own range."""
+    import torch.nn.functional as F
+
     maps = F.interpolate(maps.detach().float(), size=(FACE_SIDE, FACE_SIDE), mode="bilinear",
                          align_corners=False)[:, 0]
     low = maps.amin(dim=(1, 2), keepdim=True)

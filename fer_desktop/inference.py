@@ -140,7 +140,8 @@ class InferenceWorker:
         self._frame_errors = RepeatThrottle(interval=2.0)
         self._preloaded = False  # PRELOAD_MODULES imported (after the first model loaded)
         self._tracker = FaceTracker(enabled=smoothing)
-        self._explainer = None  # a LiveExplainer while explanation maps are on
+        self._explain_request: tuple[str, float] | None = None  # (method, interval) while maps are on
+        self._explainer = None  # its LiveExplainer, made in the inference thread (explain imports torch)
         self._explain_errors = RepeatThrottle(interval=2.0)
         self._thread: threading.Thread | None = None
         self.results = 0
@@ -210,17 +211,16 @@ class InferenceWorker:
 
         Live maps are recomputed every ``interval`` seconds and follow their face in between.
         """
-        if method is None:
-            self._explainer = None
-            return
-        from fer_desktop.explain import LiveExplainer
+        from fer_desktop.explain import METHODS  # imports no torch: the GUI thread may call this
 
-        self._explainer = LiveExplainer(method, interval)
+        if method is not None and method not in METHODS:
+            raise ValueError(f"unknown explanation {method!r}; choose one of {', '.join(METHODS)}")
+        self._explain_request = None if method is None else (method, interval)
 
     @property
     def explain(self) -> str | None:
-        explainer = self._explainer
-        return explainer.method if explainer is not None else None
+        request = self._explain_request
+        return request[0] if request is not None else None
 
     def submit_image(self, path: "str | Path") -> None:
         """Label a still image (tiled detection; no face -> the whole image); see ``on_image``."""
@@ -410,8 +410,20 @@ class InferenceWorker:
         result.timings_ms["total"] = (time.perf_counter() - t0) * 1e3
         return result
 
-    def _live_maps(self, classifier, faces, result) -> dict:
+    def _current_explainer(self):
+        """The LiveExplainer for the latest request, or None; made here, in the inference thread."""
+        request = self._explain_request
         explainer = self._explainer
+        if request is None:
+            self._explainer = None
+        elif explainer is None or (explainer.method, explainer.interval) != request:
+            from fer_desktop.explain import LiveExplainer
+
+            self._explainer = LiveExplainer(*request)
+        return self._explainer
+
+    def _live_maps(self, classifier, faces, result) -> dict:
+        explainer = self._current_explainer()
         if explainer is None or result.crops is None:
             return {}
         t0 = time.perf_counter()
@@ -429,7 +441,7 @@ class InferenceWorker:
         return maps
 
     def _image_maps(self, crops) -> np.ndarray | None:
-        explainer = self._explainer
+        explainer = self._current_explainer()
         if explainer is None or crops is None or not len(crops):
             return None
         from fer_desktop.explain import explain

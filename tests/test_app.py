@@ -405,6 +405,7 @@ def test_timeline_follows_the_selected_face(make_window, qtbot, cnn_weights_dir,
     qtbot.waitUntil(drawn, timeout=5000)  # the chart redraws at 10 Hz
 
     other = [f for f in window.view.faces() if f.track_id != window._selected][0]
+    window.timeline.min_step = 0.0  # keep every point: the last one is then the last result's
     window.select_face(other.track_id)
     qtbot.waitUntil(lambda: window._timeline_key == other.track_id and window.timeline.points() >= 2,
                     timeout=WAIT_MS)

@@ -4,7 +4,9 @@ Drawn with pyqtgraph: it is made for live plots in Qt (axes, ticks, autoscaling,
 fast polyline drawing from numpy arrays) and needs only numpy, whereas QtCharts
 is not part of PySide6-Essentials. Results arrive at the inference rate; the
 curves are redrawn at most ``refresh_hz`` times a second, so a fast model does
-not spend the GUI thread on a chart nobody can read at 60 Hz.
+not spend the GUI thread on a chart nobody can read at 60 Hz, and a point is
+kept at most every ``min_step`` seconds (300 per curve over 30 s), which is
+more than a chart 300 pixels wide can show.
 """
 
 import numpy as np
@@ -17,9 +19,11 @@ from fer_desktop.emotions import EMOTIONS
 
 
 class EmotionTimeline(QWidget):
-    def __init__(self, window_s: float = 30.0, refresh_hz: float = 10.0, parent=None) -> None:
+    def __init__(self, window_s: float = 30.0, refresh_hz: float = 10.0, min_step: float = 0.1,
+                 parent=None) -> None:
         super().__init__(parent)
         self.window_s = window_s
+        self.min_step = min_step
         self._times: list[float] = []
         self._probs: list[np.ndarray] = []
         self._dirty = False
@@ -54,6 +58,8 @@ class EmotionTimeline(QWidget):
 
     def add(self, t: float, probs) -> None:
         """One point per emotion at time ``t`` (seconds, monotonic)."""
+        if self._times and t - self._times[-1] < self.min_step:
+            return
         self._times.append(t)
         self._probs.append(np.asarray(probs, np.float32))
         self._last_time = t
