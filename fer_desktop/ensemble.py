@@ -94,24 +94,41 @@ def load_ensemble(device: str | None = "auto", weights_dir=None) -> EnsembleClas
     if len(names) < 2:
         raise WeightsNotFoundError(f"the ensemble needs at least two trained models; found {len(names)}"
                                    + (f" ({names[0]})" if names else ""))
-    card = read_ensemble_card(weights_dir)
-    chosen = card.get("weights") if isinstance(card.get("weights"), dict) else {}
-    # Weights chosen for other members (a model trained since) do not apply: equal weights then.
-    weights = [chosen.get(n, 0.0) for n in names] if set(chosen) == set(names) else None
-    if weights is None:
-        card = {}  # its metrics were measured on other members
     members = [load_classifier(name, device=device, weights_dir=weights_dir) for name in names]
-    return EnsembleClassifier(members, weights, card)
+    card = read_ensemble_card(weights_dir)
+    # Weights chosen for other members, or for other weights of them (a model retrained
+    # since), do not apply: equal weights then, and no measured accuracy.
+    current = {m.name: (m.card.get("metrics") or {}).get("val_accuracy") for m in members}
+    weights = [card["weights"][m.name] for m in members] if card_applies(card, current) else None
+    return EnsembleClassifier(members, weights, card if weights is not None else {})
+
+
+def card_applies(card: dict, current: dict) -> bool:
+    """Whether ``ensemble.json`` was written for exactly these members as their cards now stand;
+    ``current``: each member's name -> the PublicTest accuracy its card states."""
+    chosen, measured = card.get("weights"), card.get("members")
+    if not isinstance(chosen, dict) or not isinstance(measured, dict):
+        return False
+    if set(chosen) != set(current) or set(measured) != set(current):
+        return False
+    return all(isinstance(measured[n], dict) and measured[n].get("card_val_accuracy") == current[n]
+               for n in current)
 
 
 def describe_ensemble(weights_dir=None) -> str:
     """One line for users, like ``weights.describe_card``."""
+    from fer_desktop.weights import WeightsError, find_weights, read_card
+
     names = trained_models(weights_dir)
     card = read_ensemble_card(weights_dir)
-    members = card.get("weights", {}) if isinstance(card.get("weights"), dict) else {}
     text = f"the mean of {len(names)} models' probabilities ({', '.join(names)})"
+    try:
+        current = {n: (read_card(find_weights(n, weights_dir)).get("metrics") or {}).get("val_accuracy")
+                   for n in names}
+    except WeightsError:
+        return text
     accuracy = (card.get("metrics") or {}).get("test_accuracy")
-    if set(members) == set(names) and isinstance(accuracy, (int, float)):
+    if card_applies(card, current) and isinstance(accuracy, (int, float)):
         text = f"{accuracy:.1%} on FER-2013's PrivateTest, " + text
     return text
 

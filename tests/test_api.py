@@ -134,12 +134,19 @@ def test_the_ensemble_averages_every_trained_model(cnn_weights_dir, tmp_path, no
     # Weights chosen on PublicTest (training.ensemble) apply while they name the same members.
     folder = tmp_path / "weights"
     shutil.copytree(cnn_weights_dir, folder)
-    (folder / "ensemble.json").write_text(json.dumps({"weights": {"baseline_cnn": 3, "attention_cnn": 1},
-                                                      "metrics": {"test_accuracy": 0.7}}))
+    card = {"weights": {"baseline_cnn": 3, "attention_cnn": 1}, "metrics": {"test_accuracy": 0.7},
+            "members": {"baseline_cnn": {"card_val_accuracy": None}, "attention_cnn": {"card_val_accuracy": None}}}
+    (folder / "ensemble.json").write_text(json.dumps(card))
     weighted = load_classifier("ensemble", device="cpu", weights_dir=folder)
     np.testing.assert_allclose(weighted.predict(faces), 0.75 * members[0].predict(faces)
                                + 0.25 * members[1].predict(faces), atol=1e-6)
     assert weighted.card["metrics"]["test_accuracy"] == 0.7
+    # Measured with other weights of a member (its card says another accuracy): equal weights, no figure.
+    card["members"]["attention_cnn"]["card_val_accuracy"] = 0.5
+    (folder / "ensemble.json").write_text(json.dumps(card))
+    stale = load_classifier("ensemble", device="cpu", weights_dir=folder)
+    np.testing.assert_allclose(stale.predict(faces), ensemble.predict(faces), atol=1e-6)
+    assert "metrics" not in stale.card
 
     for name in ("attention_cnn.safetensors", "attention_cnn.json"):
         (folder / name).unlink()

@@ -444,3 +444,4 @@ def test_the_ensemble_entry_serves_the_mean_of_the_trained_models(make_window, q
     assert "ensemble" in window.model_label.text() and combo.currentData() == "ensemble"
     window.set_explain("gradcam")  # maps of an ensemble: its members' maps, averaged
     qtbot.waitUntil(lambda: bool(window._last_result.maps), timeout=WAIT_MS)
+    window.set_explain(None)

@@ -69,7 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         val_probs.append(predict_split(classifier, val_x.numpy()))
         test_probs.append(predict_split(classifier, test_x.numpy()))
         members[name] = {"val_accuracy": accuracy(val_probs[-1], val_y),
-                         "test_accuracy": accuracy(test_probs[-1], test_y)}
+                         "test_accuracy": accuracy(test_probs[-1], test_y),
+                         # what its card says: the ensemble's weights apply while the card still says it
+                         "card_val_accuracy": (classifier.card.get("metrics") or {}).get("val_accuracy")}
     weights, chosen_on = choose_weights(val_probs, val_y)
     total = sum(weights)
     card = {
