@@ -7,10 +7,13 @@ curves are redrawn at most ``refresh_hz`` times a second, so a fast model does
 not spend the GUI thread on a chart nobody can read at 60 Hz, and a point is
 kept at most every ``min_step`` seconds (300 per curve over 30 s), which is
 more than a chart 300 pixels wide can show.
+
+pyqtgraph is imported and the plot built just after the widget's first paint:
+its import takes about half a second, which would otherwise delay the window's
+appearance at launch. Points that arrive before are kept and drawn then.
 """
 
 import numpy as np
-import pyqtgraph as pg
 from PySide6.QtCore import QSize, QTimer
 from PySide6.QtWidgets import QSizePolicy, QVBoxLayout, QWidget
 
@@ -28,7 +31,27 @@ class EmotionTimeline(QWidget):
         self._probs: list[np.ndarray] = []
         self._dirty = False
         self._last_time = 0.0
+        self.plot = None  # built after the first paint (see the module's docstring)
+        self.curves = {}
+        self._layout = QVBoxLayout(self)
+        self._layout.setContentsMargins(0, 0, 0, 0)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        self.setMinimumHeight(120)
 
+        self._timer = QTimer(self)
+        self._timer.setInterval(int(1000 / refresh_hz))
+        self._timer.timeout.connect(self._redraw)
+
+    def paintEvent(self, event) -> None:
+        super().paintEvent(event)
+        if self.plot is None and not self._timer.isActive():
+            self._timer.start()
+            QTimer.singleShot(0, self._build)
+
+    def _build(self) -> None:
+        import pyqtgraph as pg
+
+        window_s = self.window_s
         self.plot = pg.PlotWidget(background=None)
         self.plot.setMenuEnabled(False)
         self.plot.setMouseEnabled(False, False)
@@ -42,16 +65,8 @@ class EmotionTimeline(QWidget):
             name: self.plot.plot([], [], pen=pg.mkPen(EMOTION_COLORS[name], width=2), name=name)
             for name in EMOTIONS
         }
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.plot)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-        self.setMinimumHeight(120)
-
-        self._timer = QTimer(self)
-        self._timer.setInterval(int(1000 / refresh_hz))
-        self._timer.timeout.connect(self._redraw)
-        self._timer.start()
+        self._layout.addWidget(self.plot)
+        self._dirty = True
 
     def sizeHint(self) -> QSize:
         return QSize(300, 150)
@@ -85,7 +100,7 @@ class EmotionTimeline(QWidget):
         return t.astype(np.float32), np.stack(self._probs)
 
     def _redraw(self) -> None:
-        if not self._dirty:
+        if self.plot is None or not self._dirty:
             return
         self._dirty = False
         t, probs = self.series()
