@@ -145,12 +145,15 @@ def test_ferplus_soft_labels_train_and_the_card_reports_both_label_sets(tiny_npz
 
 
 def test_recipes_ablations_and_overrides():
-    best = resolve_recipe("resnet50", "best")
-    assert best.init == "imagenet" and best.tta == "hflip" and best.mixup_alpha > 0
-    ablated = resolve_recipe("resnet50", "best", ["no_mixup", "no_tta"], {"augment.erase_p": "0.5", "lr": "0.1",
-                                                                         "architecture.dropout": "0.1"})
-    assert ablated.mixup_alpha == 0 and ablated.tta == "none" and ablated.augment.erase_p == 0.5
-    assert ablated.lr == 0.1 and ablated.architecture == {"dropout": 0.1}
+    best = resolve_recipe("resnet50", "best")  # from scratch: ImageNet's file cannot be assumed offline
+    assert best.init == "scratch" and best.tta == "hflip" and best.architecture["zero_init_residual"]
+    assert resolve_recipe("resnet50", "paper").init == "imagenet"
+    ablated = resolve_recipe("resnet50", "paper", ["no_imagenet", "no_mixup"], {"augment.erase_p": "0.5",
+                                                                               "lr": "0.1", "tta": "hflip",
+                                                                               "architecture.dropout": "0.1"})
+    assert ablated.init == "scratch" and ablated.mixup_alpha == 0 and ablated.augment.erase_p == 0.5
+    assert ablated.lr == 0.1 and ablated.tta == "hflip" and ablated.architecture == {"dropout": 0.1}
+    assert resolve_recipe("resnet50", "best", ["no_tta"]).tta == "none"
     with pytest.raises(ValueError, match="unknown recipe setting"):
         resolve_recipe("baseline_cnn", "paper", overrides={"learning_rate": 1})
 

@@ -37,10 +37,12 @@ def model_budget(models_left: list[str], time_left: float) -> float:
     return time_left * SHARES[models_left[0]] / sum(SHARES[m] for m in models_left)
 
 
-def resnet_init(choice: str) -> str | None:
+def resnet_init(choice: str, recipe_init: str) -> str | None:
     """The ``init`` override for the ResNets (None: keep the recipe's)."""
     if choice != "auto":
         return choice
+    if recipe_init != "imagenet":
+        return None
     from training.pretrained import IMAGENET_FILES, cached_imagenet_file, hub_checkpoint_dir
 
     if cached_imagenet_file() is not None:
@@ -62,8 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--input-size", type=int, help="one input size for every model (quick trials)")
     parser.add_argument("--epochs", type=int, help="at most this many epochs per model")
     parser.add_argument("--init", choices=["auto", "scratch", "imagenet"], default="auto",
-                        help="ResNet initialisation; auto: ImageNet if its file is in the torch hub cache, "
-                             "else from scratch (with a warning), so an offline machine still trains all four")
+                        help="ResNet initialisation; auto: the recipe's (paper: ImageNet, best: from scratch), "
+                             "from scratch with a warning when ImageNet's file is not in the torch hub cache, "
+                             "so an offline machine still trains all four")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="recipe override, all models")
     for name in ABLATIONS:
         parser.add_argument(f"--{name.replace('_', '-')}", action="store_true", help=f"ablation: {ABLATIONS[name]}")
@@ -106,7 +109,7 @@ def run_all(args: argparse.Namespace) -> int:
         budget = model_budget(models[i:], time_left)
         model_overrides = dict(overrides)
         if model.startswith("resnet"):
-            init = resnet_init(args.init)
+            init = resnet_init(args.init, resolve_recipe(model, args.recipe, ablations, overrides).init)
             if init is not None:
                 model_overrides["init"] = init
         print(f"== {model}: {budget:.0f} s of {time_left:.0f} s left", file=sys.stderr)
