@@ -321,3 +321,22 @@ def test_a_large_image_folder_is_decoded_as_batches_need_it(tiny_npz, tmp_path, 
     a = train(run_config(tiny_npz, tmp_path / "a"), recipe, data=streamed)
     b = train(run_config(tiny_npz, tmp_path / "b"), recipe, data=decoded)
     assert _same_history(a["history"], b["history"])
+
+
+def test_a_run_can_start_from_trained_weights_at_another_size(trained, tiny_npz, tmp_path, capsys):
+    from fer_desktop.weights import read_state
+    from training.train import main as train_main
+
+    source = trained / "baseline_cnn.safetensors"
+    # lr 0: the convolutions stay exactly what was loaded (BatchNorm statistics still move).
+    train(run_config(tiny_npz, tmp_path / "bigger", init_from=str(source)),
+          tiny_recipe("baseline_cnn", input_size=40, lr=0.0))
+    card = json.loads((tmp_path / "bigger" / "baseline_cnn.json").read_text())
+    assert card["init"] == "weights:baseline_cnn.safetensors" and card["input_size"] == 40
+    before, after = read_state(source), read_state(tmp_path / "bigger" / "baseline_cnn.safetensors")
+    convs = [k for k, v in before.items() if v.ndim == 4]
+    assert convs and all(torch.equal(before[k], after[k]) for k in convs)
+    # Weights of another architecture: one line, exit 2.
+    code = train_main(["--model", "baseline_cnn", "--data", str(tiny_npz), "--out", str(tmp_path / "other"),
+                       "--init-from", str(source), "--set", "architecture.widths=[8,16,32]", "--quiet"])
+    assert code == 2 and "not of baseline_cnn" in capsys.readouterr().err

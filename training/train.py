@@ -64,6 +64,7 @@ class RunConfig:
     sync_bn: bool = False  # under torchrun on CUDA: SyncBatchNorm instead of per-device statistics
     labels: str = "fer2013"  # fer2013 | ferplus | ferplus-soft (training.ferplus)
     distill: str | None = None  # a teacher's .safetensors: its probabilities become a second target
+    init_from: str | None = None  # a trained .safetensors of the same model to start from (e.g. at a larger size)
     stream: str = "auto"  # auto | on | off: training faces streamed to the device (training.streaming)
     workers: int = 2  # DataLoader workers when streaming
 
@@ -109,6 +110,19 @@ def initialise(model: torch.nn.Module, recipe: Recipe) -> str:
     raise ValueError(f"unknown init {recipe.init!r}; choose scratch or imagenet")
 
 
+def start_from_weights(model: torch.nn.Module, path: str, model_name: str, architecture: dict) -> str:
+    """Load a trained run's weights (its card must name the same model and architecture) into ``model``:
+    fine-tuning at another input size, or a longer schedule after a short one."""
+    from fer_desktop.weights import read_card, read_state
+
+    card = read_card(path)
+    if card["model"] != model_name or (card.get("architecture") or {}) != architecture:
+        raise ValueError(f"{path}: weights of {card['model']} {card.get('architecture') or {}}, "
+                         f"not of {model_name} {architecture}")
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in read_state(path).items()})
+    return f"weights:{Path(path).name}"
+
+
 def _progress_bar(run: RunConfig, total: int, desc: str):
     if not run.progress:
         return None
@@ -152,6 +166,8 @@ def train(run: RunConfig, recipe: Recipe, data: FaceSplits | None = None) -> dic
 
     model = create_model(run.model, **recipe.architecture)
     init = initialise(model, recipe)
+    if run.init_from:
+        init = start_from_weights(model, run.init_from, run.model, recipe.architecture)
     model.to(device)
     if feed.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -396,6 +412,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--distill", metavar="WEIGHTS",
                      help="a trained model's .safetensors whose probabilities become a second target, weighted "
                           "by the recipe's distill_alpha (default 0.5; --set distill_alpha=...)")
+    run.add_argument("--init-from", metavar="WEIGHTS",
+                     help="start from a trained .safetensors of the same model and architecture, e.g. to "
+                          "fine-tune at a larger --input-size")
     run.add_argument("--stream", choices=["auto", "on", "off"], default="auto",
                      help="stream training faces to the device batch by batch instead of copying them there "
                           "once (auto: for memory-mapped data, or a set over a fifth of the GPU's memory)")
@@ -419,7 +438,7 @@ def configs_from_args(args: argparse.Namespace) -> tuple[RunConfig, Recipe]:
                     stop_after=args.stop_after, deterministic=args.deterministic, compile=args.compile,
                     threads=args.threads, progress=not args.quiet, export=args.export, sync_bn=args.sync_bn,
                     labels=args.labels, stream=args.stream, workers=args.workers,
-                    distill=args.distill)
+                    distill=args.distill, init_from=args.init_from)
     return run, recipe
 
 
