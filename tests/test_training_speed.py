@@ -75,7 +75,7 @@ def test_deterministic_runs_stay_in_fp32(tmp_path):
 
 def test_cnn_best_recipe_is_the_cpu_sized_one():
     recipe = resolve_recipe("attention_cnn", "best")
-    assert recipe.input_size == 48 and recipe.architecture["widths"] == [32, 64, 128]
+    assert recipe.input_size == 48 and recipe.architecture["widths"] == [32, 64, 128, 256]
     assert recipe.mixup_alpha == 0 and recipe.tta == "hflip"
 
 
