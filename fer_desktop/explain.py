@@ -54,9 +54,13 @@ def gradcam(classifier, faces, target: int | None = None) -> np.ndarray:
     import torch.nn.functional as F
 
     model = classifier.model
-    x = classifier.inputs(faces).detach().requires_grad_(True)  # so that the features carry a graph
-    with torch.enable_grad(), torch.autocast(x.device.type, enabled=False):
+    x = classifier.inputs(faces)
+    # Grad-CAM needs the gradient at the last stage only: the backbone runs without
+    # recording a graph (for ResNet-50 that is most of the cost), the head with one.
+    with torch.no_grad(), torch.autocast(x.device.type, enabled=False):
         features = model.forward_features(x)
+    features = features.detach().requires_grad_(True)
+    with torch.enable_grad(), torch.autocast(x.device.type, enabled=False):
         logits = model.forward_head(features)
         if target is None:
             classes = logits.argmax(1)

@@ -85,3 +85,24 @@ def test_live_maps_are_recomputed_at_the_interval_for_new_faces_and_after_a_swit
     assert live.update(attention, [], faces[:0], now=10.5) == {}
     with pytest.raises(ValueError, match="unknown explanation"):
         LiveExplainer("saliency")
+
+
+@pytest.mark.parametrize("name", ["baseline_cnn", "resnet50_cbam"])
+def test_gradcam_equals_the_textbook_computation_through_the_whole_graph(tiny_weights_dir, name):
+    import torch
+    import torch.nn.functional as F
+
+    from fer_desktop.explain import _face_maps, gradcam
+
+    clf = load_classifier(name, device="cpu", weights_dir=tiny_weights_dir)
+    faces = np.random.default_rng(1).integers(0, 256, (3, 48, 48), dtype=np.uint8)
+    x = clf.inputs(faces).detach().requires_grad_(True)
+    with torch.enable_grad():
+        features = clf.model.forward_features(x)
+        logits = clf.model.forward_head(features)
+        score = logits.gather(1, logits.argmax(1, keepdim=True)).sum()
+        (grads,) = torch.autograd.grad(score, features)
+    cam = F.relu((grads.mean(dim=(2, 3), keepdim=True) * features).sum(dim=1, keepdim=True))
+    maps = gradcam(clf, faces)
+    assert (maps.reshape(3, -1).max(1) > 0.99).all()  # non-trivial maps, so the comparison means something
+    np.testing.assert_allclose(maps, _face_maps(cam), atol=1e-5)
