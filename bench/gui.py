@@ -25,9 +25,8 @@ logging timed events as JSON lines:
   result (does the video stop?), and the time from the request to that result.
 
 Weights: trained weights (``weights/<name>.safetensors``) where they exist,
-else untrained weights at the shipped input sizes (48 for the CNNs, 96 for the
-ResNets), built by ``bench.pipeline.WeightsSource``; speed does not depend on
-the values.
+else untrained weights at the ``best`` training recipe's input size (48 px),
+built by ``bench.pipeline.WeightsSource``; speed does not depend on the values.
 """
 
 from __future__ import annotations
@@ -53,7 +52,6 @@ if __package__ in (None, "") and str(ROOT) not in sys.path:  # python bench/gui.
 from bench.pipeline import MODELS, WeightsSource, machine_info, stats, write_video  # noqa: E402
 
 BENCH_DIR = ROOT / "bench"
-SHIPPED_SIZES = {"baseline_cnn": 48, "attention_cnn": 48, "resnet50": 96, "resnet50_cbam": 96}
 # Every model once as the target, every model once as the source.
 SWITCH_CYCLE = ("baseline_cnn", "resnet50_cbam", "attention_cnn", "resnet50", "baseline_cnn")
 SOURCE_FPS = 30.0
@@ -386,7 +384,9 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="fer_bench_gui_") as tmp_name:
         tmp = Path(tmp_name)
         source = WeightsSource(tmp, args.weights_dir)
-        sizes = {m: source.trained_size(m) or SHIPPED_SIZES[m] for m in models}
+        from training.recipes import best_recipe
+
+        sizes = {m: source.trained_size(m) or best_recipe(m).input_size for m in models}
         weights_dir, kinds = source.folder_for_cli(sizes)
         videos = {}
         for n in faces_list:
