@@ -584,7 +584,9 @@ def markdown(results: list[dict]) -> str:
         if res.get("soak"):
             s = res["soak"]
             lines += ["### Soak: resident memory", "",
-                      f"{s['model']} at {s['input_size']}, {s['frames']} frames after "
+                      f"{s['model']} at {s['input_size']} ({s.get('weights', '?')} weights, "
+                      f"`{s.get('command', 'python -m bench.pipeline --soak')}`, {s.get('date', '')}), "
+                      f"{s['frames']} frames after "
                       f"{s['warmup_frames']} of "
                       f"warm-up (detect_every={s['detect_every']}): RSS {s['rss_after_warmup_mb']} MiB after "
                       f"warm-up, {s['rss_end_mb']} MiB at the end, growth **{s['growth_mb']} MiB** "

@@ -340,3 +340,12 @@ def test_a_run_can_start_from_trained_weights_at_another_size(trained, tiny_npz,
     code = train_main(["--model", "baseline_cnn", "--data", str(tiny_npz), "--out", str(tmp_path / "other"),
                        "--init-from", str(source), "--set", "architecture.widths=[8,16,32]", "--quiet"])
     assert code == 2 and "not of baseline_cnn" in capsys.readouterr().err
+
+
+def test_first_steps_reports_loss_gradient_norm_and_logits(tiny_npz):
+    from training.first_steps import first_steps
+
+    rows = first_steps("baseline_cnn", str(tiny_npz), steps=3, batch_size=16, warmup_steps=2,
+                       overrides={"input_size": 32, "grad_clip": 1.0})
+    assert [r["step"] for r in rows] == [0, 1, 2]
+    assert all(r["loss"] > 0 and r["grad_norm"] > 0 and r["max_logit"] >= 0 for r in rows)
