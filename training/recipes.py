@@ -5,7 +5,8 @@ plain cross-entropy, ImageNet initialisation for the ResNets). ``best`` is what
 trains every model from scratch on a 2-core CPU within a session or two: the
 faces' own 48 px, SGD with Nesterov and a warm-up + cosine schedule, light
 geometric and photometric augmentation, label smoothing, dropout, flip
-test-time augmentation, and an epoch count fitted to ``--budget-s``. Each ingredient can be switched off on its own for the ablation,
+test-time augmentation, and an epoch count fitted to ``--budget-s``. Each
+ingredient can be switched off on its own for the ablation,
 e.g. ``--recipe best --no-mixup`` or ``--set label_smoothing=0``.
 """
 

@@ -28,7 +28,7 @@ import torch
 
 from fer_desktop.models import create_model, get_spec, list_models
 from fer_desktop.precision import autocast_bf16, cpu_name
-from fer_desktop.weights import save_weights
+from fer_desktop.weights import WeightsError, save_weights
 from training.checkpoint import CHECKPOINT_NAME, cpu_state_dict, load_checkpoint, save_checkpoint
 from training.data import FaceSplits, limit_splits, load_dataset
 from training.distributed import Distributed, close_process_group
@@ -447,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run, recipe = configs_from_args(args)
         train(run, recipe)
-    except (ValueError, FileNotFoundError, PretrainedWeightsMissing) as exc:
+    except (ValueError, FileNotFoundError, PretrainedWeightsMissing, WeightsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:
