@@ -230,6 +230,23 @@ def test_train_all_script_writes_each_model_and_the_bundle(tiny_npz, tmp_path):
     assert list((tmp_path / "parts").glob("bundle.tar.part*"))
 
 
+def test_train_all_distils_the_resnets_from_its_own_baseline_under_the_best_recipe(tmp_path):
+    from training.train_all import build_parser, resnet_teacher
+
+    def teacher(model, *flags):
+        args = build_parser().parse_args(["--data", "x", "--out", str(tmp_path), "--budget-s", "1", *flags])
+        return resnet_teacher(model, args, tmp_path)
+
+    assert teacher("resnet50") is None  # no baseline_cnn trained (yet): labels alone
+    weights = tmp_path / "baseline_cnn" / "baseline_cnn.safetensors"
+    weights.parent.mkdir()
+    weights.write_bytes(b"")
+    assert teacher("resnet50") == teacher("resnet50_cbam") == str(weights)
+    assert teacher("attention_cnn") is None
+    assert teacher("resnet50", "--teacher", "none") is None
+    assert teacher("resnet50", "--recipe", "paper") is None
+
+
 def test_streamed_training_from_a_memory_mapped_folder_learns_what_in_memory_training_learns(tiny_npz, tmp_path):
     from training.data import write_npy_folder
     from training.streaming import StreamedFaces
@@ -345,7 +362,7 @@ def test_a_run_can_start_from_trained_weights_at_another_size(trained, tiny_npz,
 def test_first_steps_reports_loss_gradient_norm_and_logits(tiny_npz):
     from training.first_steps import first_steps
 
-    rows = first_steps("baseline_cnn", str(tiny_npz), steps=3, batch_size=16, warmup_steps=2,
-                       overrides={"input_size": 32, "grad_clip": 1.0})
-    assert [r["step"] for r in rows] == [0, 1, 2]
+    rows, accuracy = first_steps("baseline_cnn", str(tiny_npz), steps=3, batch_size=16, warmup_steps=2,
+                                 overrides={"input_size": 32, "grad_clip": 1.0}, val_faces=10)
+    assert [r["step"] for r in rows] == [0, 1, 2] and accuracy in [k / 10 for k in range(11)]
     assert all(r["loss"] > 0 and r["grad_norm"] > 0 and r["max_logit"] >= 0 for r in rows)

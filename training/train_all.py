@@ -52,6 +52,14 @@ def resnet_init(choice: str, recipe_init: str) -> str | None:
     return "scratch"
 
 
+def resnet_teacher(model: str, args: argparse.Namespace, out: Path) -> str | None:
+    """The weights a ResNet distils from: this run's baseline_cnn, under ``--recipe best --teacher auto``."""
+    if not model.startswith("resnet") or args.recipe != "best" or args.teacher != "auto":
+        return None
+    weights = out / "baseline_cnn" / "baseline_cnn.safetensors"
+    return str(weights) if weights.is_file() else None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training.train_all", description=__doc__.split("\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -67,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="ResNet initialisation; auto: the recipe's (paper: ImageNet, best: from scratch), "
                              "from scratch with a warning when ImageNet's file is not in the torch hub cache, "
                              "so an offline machine still trains all four")
+    parser.add_argument("--teacher", choices=["auto", "none"], default="auto",
+                        help="auto: with --recipe best, the ResNets learn from this run's baseline_cnn too "
+                             "(distillation, as the shipped ResNets did); none: from the labels alone")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="recipe override, all models")
     for name in ABLATIONS:
         parser.add_argument(f"--{name.replace('_', '-')}", action="store_true", help=f"ablation: {ABLATIONS[name]}")
@@ -112,10 +123,11 @@ def run_all(args: argparse.Namespace) -> int:
             init = resnet_init(args.init, resolve_recipe(model, args.recipe, ablations, overrides).init)
             if init is not None:
                 model_overrides["init"] = init
+        teacher = resnet_teacher(model, args, out)
         print(f"== {model}: {budget:.0f} s of {time_left:.0f} s left", file=sys.stderr)
         run = RunConfig(model=model, data=args.data, out=str(out / model), seed=args.seed, device=args.device,
                         limit=args.limit, budget_s=max(budget, 1.0), compile=args.compile, threads=args.threads,
-                        progress=not args.quiet)
+                        progress=not args.quiet, distill=teacher)
         try:
             recipe = resolve_recipe(model, args.recipe, ablations, model_overrides)
             metrics = train(run, recipe, data)
