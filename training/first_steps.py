@@ -66,7 +66,7 @@ def _accuracy(model, feed: Feed, faces: torch.Tensor, labels: torch.Tensor, coun
     with torch.no_grad():
         predicted = torch.cat([model(feed.layout(feed.inputs(faces[i:i + 250]))).argmax(1)
                                for i in range(0, len(labels), 250)])
-    return float((predicted == labels).float().mean())
+    return int((predicted == labels).sum()) / len(labels)
 
 
 def main(argv: list[str] | None = None) -> int:
