@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=96)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--warmup-steps", type=int, default=16)
-    parser.add_argument("--every", type=int, default=8, help="print every N-th step and the mean loss of the N")
+    parser.add_argument("--every", type=int, default=8, help="print every N-th step, mean loss of the N")
     parser.add_argument("--val", type=int, default=0, metavar="N",
                         help="end with the accuracy on the first N PublicTest faces")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="recipe override")
