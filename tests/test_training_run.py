@@ -284,6 +284,7 @@ def test_gradient_clipping_trains(tiny_npz, tmp_path):
 
 def test_distillation_mixes_the_teachers_probabilities_into_the_targets(trained, tiny_npz, tmp_path):
     from training.distill import with_teacher
+    from training.train import main as train_main
 
     data = load_dataset(tiny_npz)
     taught = with_teacher(data, trained / "baseline_cnn.safetensors", alpha=0.25)
@@ -292,6 +293,17 @@ def test_distillation_mixes_the_teachers_probabilities_into_the_targets(trained,
     run = run_config(tiny_npz, tmp_path, "attention_cnn", distill=str(trained / "baseline_cnn.safetensors"))
     train(run, tiny_recipe("attention_cnn", distill_alpha=0.25))
     assert json.loads((tmp_path / "attention_cnn.json").read_text())["teacher"] == "baseline_cnn"
+    # Two teachers act as one: the mean of their probabilities.
+    teachers = [trained / "baseline_cnn.safetensors", tmp_path / "attention_cnn.safetensors"]
+    alone = [with_teacher(data, t, alpha=1.0).train_soft for t in teachers]
+    mean = with_teacher(data, teachers, alpha=1.0).train_soft
+    assert torch.allclose(mean, (alone[0] + alone[1]) / 2, atol=1e-6)
+    code = train_main(["--model", "baseline_cnn", "--data", str(tiny_npz), "--out", str(tmp_path / "two"),
+                       "--epochs", "1", "--batch-size", "16", "--input-size", "32", "--quiet",
+                       "--distill", *map(str, teachers)])
+    assert code == 0
+    card = json.loads((tmp_path / "two" / "baseline_cnn.json").read_text())
+    assert card["teacher"] == "baseline_cnn+attention_cnn"
 
 
 def test_ensemble_script_chooses_weights_on_publictest_and_writes_its_card(cnn_weights_dir, tiny_npz, tmp_path,

@@ -7,9 +7,15 @@ through the app's own classifier (its card's input size and test-time
 augmentation), and each face's target becomes
 
     (1 - alpha) * its label (one-hot, or FER+'s vote distribution) + alpha * the teacher's probabilities.
+
+Several teachers act as one: the mean of their probabilities, as the app's
+ensemble averages its members.
 """
 
 import dataclasses
+import os
+from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -18,18 +24,34 @@ import torch.nn.functional as F
 from fer_desktop.emotions import EMOTIONS
 from training.data import FaceSplits
 
+Teachers = str | os.PathLike | Sequence[str | os.PathLike]
 
-def with_teacher(data: FaceSplits, teacher_weights: str, alpha: float, device: str = "cpu",
+
+def _as_list(teachers: Teachers) -> list[str | os.PathLike]:
+    return [teachers] if isinstance(teachers, (str, os.PathLike)) else list(teachers)
+
+
+def teacher_name(teachers: Teachers) -> str:
+    """How a card names its teachers: ``baseline_cnn``, or ``baseline_cnn+attention_cnn`` for two."""
+    return "+".join(Path(t).stem for t in _as_list(teachers))
+
+
+def with_teacher(data: FaceSplits, teachers: Teachers, alpha: float, device: str = "cpu",
                  batch_size: int = 512) -> FaceSplits:
-    """``data`` with ``train_soft`` mixing its targets and the teacher's probabilities by ``alpha``."""
+    """``data`` with ``train_soft`` mixing its targets and the teachers' mean probabilities by ``alpha``."""
     if not 0.0 < alpha <= 1.0:
         raise ValueError(f"the distillation weight must be in (0, 1], not {alpha}")
     from fer_desktop.classifier import load_classifier
 
-    teacher = load_classifier(weights_path=teacher_weights, device=device)
     faces = data.train_x.numpy()
-    probs = np.concatenate([teacher.predict(faces[i:i + batch_size]) for i in range(0, len(faces), batch_size)])
+    probs = np.zeros((len(faces), len(EMOTIONS)), dtype=np.float64)
+    paths = _as_list(teachers)
+    for path in paths:
+        teacher = load_classifier(weights_path=path, device=device)
+        probs += np.concatenate([teacher.predict(faces[i:i + batch_size])
+                                 for i in range(0, len(faces), batch_size)])
+    probs /= len(paths)
     labels = (data.train_soft if data.train_soft is not None
               else F.one_hot(data.train_y, len(EMOTIONS)).float())
-    soft = (1.0 - alpha) * labels + alpha * torch.from_numpy(probs)
+    soft = (1.0 - alpha) * labels + alpha * torch.from_numpy(probs).float()
     return dataclasses.replace(data, train_soft=soft)

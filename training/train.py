@@ -63,7 +63,8 @@ class RunConfig:
     export: str | None = None  # also copy the weights and card here (e.g. the app's weights/ folder)
     sync_bn: bool = False  # under torchrun on CUDA: SyncBatchNorm instead of per-device statistics
     labels: str = "fer2013"  # fer2013 | ferplus | ferplus-soft (training.ferplus)
-    distill: str | None = None  # a teacher's .safetensors: its probabilities become a second target
+    # Teachers' .safetensors (one path or several): their mean probabilities become a second target.
+    distill: str | list[str] | None = None
     init_from: str | None = None  # a trained .safetensors of the same model to start from (e.g. at a larger size)
     stream: str = "auto"  # auto | on | off: training faces streamed to the device (training.streaming)
     workers: int = 2  # DataLoader workers when streaming
@@ -281,6 +282,7 @@ def train(run: RunConfig, recipe: Recipe, data: FaceSplits | None = None) -> dic
 def finalise(run: RunConfig, recipe: Recipe, model, data: FaceSplits, state: dict, init: str,
              device: torch.device, out: Path, precision: str = "fp32", processes: int = 1) -> dict:
     """Write the weights and card, then measure them through the app's classifier."""
+    from training.distill import teacher_name
     from training.evaluate import evaluate_weights, headline
     from training.reports import plot_confusion_matrix, plot_learning_curves, plot_sample_predictions
 
@@ -303,7 +305,7 @@ def finalise(run: RunConfig, recipe: Recipe, model, data: FaceSplits, state: dic
         "seed": run.seed,
         "data": {"source": Path(run.data).name, "sizes": data.sizes(), "limit": run.limit},
         "labels": data.labels,
-        "teacher": Path(run.distill).stem if run.distill else None,
+        "teacher": teacher_name(run.distill) if run.distill else None,
         "training_time_s": round(state["training_time_s"], 1),
         "device": describe_device(device),
         "cpu": cpu_name() if device.type == "cpu" else None,
@@ -409,9 +411,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--export", metavar="DIR", help="also copy the weights and card to DIR, e.g. weights/")
     run.add_argument("--labels", choices=LABEL_SETS, default="fer2013",
                      help="FER-2013's labels, or FER+'s majority (ferplus) or vote distributions (ferplus-soft)")
-    run.add_argument("--distill", metavar="WEIGHTS",
-                     help="a trained model's .safetensors whose probabilities become a second target, weighted "
-                          "by the recipe's distill_alpha (default 0.5; --set distill_alpha=...)")
+    run.add_argument("--distill", metavar="WEIGHTS", nargs="+",
+                     help="trained models' .safetensors whose (mean) probabilities become a second target, "
+                          "weighted by the recipe's distill_alpha (default 0.5; --set distill_alpha=...)")
     run.add_argument("--init-from", metavar="WEIGHTS",
                      help="start from a trained .safetensors of the same model and architecture, e.g. to "
                           "fine-tune at a larger --input-size")
