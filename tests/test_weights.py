@@ -44,10 +44,10 @@ def test_round_trip_fp16(tmp_path):
     assert card["dtype"] == "float16" and card["classes"][0] == "angry" and card["recipe"] == "test"
     state = read_state(path)
     assert all(v.dtype == torch.float16 for k, v in state.items() if v.is_floating_point())
-    clf = load_classifier("baseline_cnn", device="cpu", weights_path=path)
     for key, value in model.state_dict().items():
-        expected = value.half().float() if value.is_floating_point() else value
-        assert torch.equal(clf.model.state_dict()[key], expected), key
+        expected = value.half() if value.is_floating_point() else value
+        assert torch.equal(state[key], expected), key
+    clf = load_classifier("baseline_cnn", device="cpu", weights_path=path)
     faces = np.random.default_rng(0).integers(0, 256, (3, 48, 48), dtype=np.uint8)
     with torch.inference_mode():
         x = torch.from_numpy(faces).float().div(255)[:, None].expand(-1, 3, -1, -1)
