@@ -30,7 +30,7 @@ def test_folding_keeps_the_function_and_drops_every_batchnorm(name):
         before = model(x)
         features = model.forward_features(x)
     batchnorms = sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
-    assert fold_batchnorm(model) == batchnorms > 0
+    assert fold_batchnorm(model, x) == batchnorms > 0
     assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
     with torch.no_grad():
         torch.testing.assert_close(model(x), before, rtol=1e-4, atol=1e-4 * before.abs().max().item())
@@ -40,9 +40,31 @@ def test_folding_keeps_the_function_and_drops_every_batchnorm(name):
 
 def test_a_batchnorm_not_fed_by_a_convolution_stays():
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.BatchNorm2d(4)).eval()
-    assert fold_batchnorm(model) == 0 and isinstance(model[2], nn.BatchNorm2d)
+    assert fold_batchnorm(model, torch.randn(1, 3, 8, 8)) == 0 and isinstance(model[2], nn.BatchNorm2d)
+
+
+class _BatchNormFirst(nn.Module):
+    """Registered as conv, bn, but runs bn before conv: folding would change it."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 3)
+        self.bn = nn.BatchNorm2d(3)
+
+    def forward(self, x):
+        return self.conv(self.bn(x))
+
+
+def test_a_fold_that_would_change_the_output_is_undone():
+    model = _with_statistics(_BatchNormFirst())
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        before = model(x)
+    assert fold_batchnorm(model, x) == 0 and isinstance(model.bn, nn.BatchNorm2d)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), before)
 
 
 def test_training_mode_is_refused():
     with pytest.raises(ValueError, match="eval mode"):
-        fold_batchnorm(nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)))
+        fold_batchnorm(nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)), torch.randn(1, 3, 8, 8))

@@ -3,56 +3,50 @@
 In eval mode a BatchNorm is a fixed per-channel scale and shift, so it can be
 absorbed into the preceding convolution's weights and bias: the same function
 with one layer fewer. For one small face a CPU spends much of a deep network's
-time running layers one after another rather than on arithmetic (ResNet-50 takes
-86 % of its 96 px time at 64 px, for 44 % of the pixels: bench/RESULTS.md), so
-each layer dropped counts. Which convolution feeds which
-BatchNorm is read from a ``torch.fx`` trace of the model; the modules stay where
-they are (the BatchNorm becomes an ``Identity``), so hooks, ``forward_features``
-and the explanation maps work as before.
+time running layers one after another rather than on arithmetic, so each layer
+dropped counts (bench/resnets/RESULTS.md; the README has before and after).
+
+A convolution and the BatchNorm registered right after it in the same parent
+(``nn.Sequential``, torchvision's ``conv1``/``bn1`` pairs, ``SpatialAttention``)
+are folded. Registration order is not proof of data flow, so the result is
+checked on an example input and every fold is undone if it changed the output.
+Nothing traces the model: ``torch.fx`` tracing patches ``nn.Module.__call__``
+for the whole process, which broke the model serving in another thread while a
+new one loaded. The modules stay where they are (the BatchNorm becomes an
+``Identity``), so hooks, ``forward_features`` and the explanation maps work as before.
 """
 
-import logging
-
 import torch
-from torch import fx, nn
+from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
-
-log = logging.getLogger(__name__)
 
 
 @torch.no_grad()
-def fold_batchnorm(model: nn.Module) -> int:
-    """Fold, in place, every ``BatchNorm2d`` fed only by a ``Conv2d``; returns how many were folded.
+def fold_batchnorm(model: nn.Module, example: torch.Tensor) -> int:
+    """Fold, in place, each ``BatchNorm2d`` registered right after a ``Conv2d``; returns how many.
 
-    The model must be in eval mode (training mode would need the batch's statistics).
-    A model that ``torch.fx`` cannot trace is left as it is.
+    ``example`` is an input batch for the check. The model must be in eval mode
+    (training mode would need the batch's statistics).
     """
     if model.training:
         raise ValueError("fold_batchnorm needs a model in eval mode")
-    try:
-        graph = fx.symbolic_trace(model).graph
-    except Exception:  # e.g. data-dependent control flow: correct as it is, just not folded
-        log.debug("not folding BatchNorm: %s cannot be traced", type(model).__name__, exc_info=True)
-        return 0
-    modules = dict(model.named_modules())
-    folded = 0
-    for node in graph.nodes:
-        if node.op != "call_module" or not isinstance(modules.get(node.target), nn.BatchNorm2d):
-            continue
-        source = node.args[0]
-        if not (isinstance(source, fx.Node) and source.op == "call_module"
-                and isinstance(modules.get(source.target), nn.Conv2d) and len(source.users) == 1):
-            continue
-        conv, bn = modules[source.target], modules[node.target]
-        if not bn.track_running_stats or bn.running_mean is None:
-            continue
-        _replace(model, source.target, fuse_conv_bn_eval(conv, bn))
-        _replace(model, node.target, nn.Identity())
-        folded += 1
-    return folded
-
-
-def _replace(model: nn.Module, name: str, new: nn.Module) -> None:
-    parent_name, _, child = name.rpartition(".")
-    parent = model.get_submodule(parent_name) if parent_name else model
-    setattr(parent, child, new)
+    before = model(example)
+    undo: list[tuple[nn.Module, str, nn.Module]] = []
+    for parent in list(model.modules()):
+        children = list(parent.named_children())
+        for (conv_name, conv), (bn_name, bn) in zip(children, children[1:]):
+            if not (isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d)
+                    and bn.track_running_stats and bn.running_mean is not None
+                    and bn.num_features == conv.out_channels):
+                continue
+            setattr(parent, conv_name, fuse_conv_bn_eval(conv, bn))
+            setattr(parent, bn_name, nn.Identity())
+            undo += [(parent, conv_name, conv), (parent, bn_name, bn)]
+    if undo:
+        after = model(example)
+        scale = before.abs().max().item() + 1e-6
+        if not torch.allclose(after, before, rtol=1e-3, atol=1e-4 * scale):
+            for parent, name, module in reversed(undo):
+                setattr(parent, name, module)
+            return 0
+    return len(undo) // 2
