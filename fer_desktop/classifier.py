@@ -62,7 +62,8 @@ class Classifier:
         self.model = model.to(device).eval()
         # Each BatchNorm folded into its convolution: the same function with fewer
         # layers, which is what one face's time on a CPU depends on (models/fold.py).
-        example = torch.randn(2, 3, self.input_size, self.input_size, generator=torch.Generator().manual_seed(0))
+        size = self.input_size
+        example = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
         fold_batchnorm(self.model, example.to(device))
         # channels_last is what oneDNN (CPU) and cuDNN run convolutions fastest in:
         # 15-40% less time per forward pass on CPU (bench/RESULTS.md), same results
