@@ -5,6 +5,7 @@ tests/data/astronaut.jpg is NASA's portrait of Eileen Collins (public domain),
 as shipped in scikit-image's ``skimage.data.astronaut``, cropped and shrunk.
 """
 
+import time
 from pathlib import Path
 
 import cv2
@@ -141,6 +142,16 @@ def read_video(path: Path) -> list[np.ndarray]:
     cap.release()
     assert frames, f"{path}: no frame"
     return frames
+
+
+def wait_for(predicate, timeout: float = 10.0) -> bool:
+    """Poll ``predicate`` until it holds or ``timeout`` seconds pass; its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
 
 
 class FaultyCapture:

@@ -6,8 +6,8 @@ import time
 
 import numpy as np
 import pytest
+from conftest import FaultyCapture, wait_for
 
-from conftest import FaultyCapture
 from fer_desktop.capture import FrameSource, parse_source, probe_camera
 
 
@@ -27,15 +27,6 @@ class Recorder:
     def states(self):
         with self.lock:
             return [s.state for s in self.statuses]
-
-
-def wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 def test_parse_source():

@@ -4,6 +4,7 @@ import shutil
 import threading
 import time
 
+import conftest
 import cv2
 import pytest
 
@@ -36,12 +37,7 @@ class Recorder:
 
 
 def wait_for(predicate, timeout=TIMEOUT):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
+    return conftest.wait_for(predicate, timeout)
 
 
 @pytest.fixture

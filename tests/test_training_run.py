@@ -1,5 +1,6 @@
 """Training end to end on tiny made-up faces: outputs, evaluation, determinism, resume, scripts."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -293,6 +294,7 @@ def test_distillation_mixes_the_teachers_probabilities_into_the_targets(trained,
     run = run_config(tiny_npz, tmp_path, "attention_cnn", distill=str(trained / "baseline_cnn.safetensors"))
     train(run, tiny_recipe("attention_cnn", distill_alpha=0.25))
     assert json.loads((tmp_path / "attention_cnn.json").read_text())["teacher"] == "baseline_cnn"
+    assert (tmp_path / "teacher_probs.npz").is_file()  # kept for --resume
     # Two teachers act as one: the mean of their probabilities.
     teachers = [trained / "baseline_cnn.safetensors", tmp_path / "attention_cnn.safetensors"]
     alone = [with_teacher(data, t, alpha=1.0).train_soft for t in teachers]
@@ -304,6 +306,27 @@ def test_distillation_mixes_the_teachers_probabilities_into_the_targets(trained,
     assert code == 0
     card = json.loads((tmp_path / "two" / "baseline_cnn.json").read_text())
     assert card["teacher"] == "baseline_cnn+attention_cnn"
+
+
+def test_a_resumed_run_reads_the_teachers_pass_it_kept(trained, tiny_npz, tmp_path):
+    from training.distill import with_teacher
+
+    data = load_dataset(tiny_npz)
+    teacher = trained / "baseline_cnn.safetensors"
+    cache = tmp_path / "teacher_probs.npz"
+    made = with_teacher(data, teacher, alpha=1.0, cache=cache).train_soft
+    assert torch.allclose(with_teacher(data, teacher, alpha=1.0, cache=cache).train_soft, made)
+    # What comes back is the kept pass: change its probabilities and the targets follow.
+    with np.load(cache) as kept:
+        key = str(kept["key"])
+    np.savez(cache, key=key, probs=np.full((48, 7), 1 / 7))
+    uniform = torch.full((48, 7), 1 / 7)
+    assert torch.allclose(with_teacher(data, teacher, alpha=1.0, cache=cache).train_soft, uniform)
+    # Other faces are another pass: made again, not read.
+    flipped = dataclasses.replace(data, train_x=data.train_x.flip(-1))
+    again = with_teacher(flipped, teacher, alpha=1.0, cache=cache).train_soft
+    assert not torch.allclose(again, uniform)
+    assert torch.allclose(again, with_teacher(flipped, teacher, alpha=1.0).train_soft)
 
 
 def test_ensemble_script_chooses_weights_on_publictest_and_writes_its_card(cnn_weights_dir, tiny_npz, tmp_path,

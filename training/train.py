@@ -41,6 +41,8 @@ from training.schedule import lr_factor
 
 # Time kept back from a budget for the final evaluation, weights and figures.
 FINALISE_RESERVE_S = 15.0
+# The teachers' probabilities, kept beside the checkpoint for --resume.
+TEACHER_CACHE_NAME = "teacher_probs.npz"
 
 
 @dataclass
@@ -159,7 +161,8 @@ def train(run: RunConfig, recipe: Recipe, data: FaceSplits | None = None) -> dic
     if run.distill:
         from training.distill import with_teacher
 
-        data = with_teacher(data, run.distill, recipe.distill_alpha, str(device))
+        data = with_teacher(data, run.distill, recipe.distill_alpha, str(device),
+                            cache=out / TEACHER_CACHE_NAME)
     spec = get_spec(run.model)
     # Deterministic runs stay in fp32; bf16 only where the device runs it natively.
     feed = Feed(recipe.input_size, spec.mean, spec.std, device,
