@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import queue
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -44,6 +45,32 @@ EXIT_CODES = {
     EXIT_UNEXPECTED: "an unexpected error (a bug: --verbose shows the traceback)",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
 }
+
+
+# Set by Ctrl-C. Python drops a KeyboardInterrupt raised inside a finaliser (it only prints
+# "Exception ignored"), and the run would then go on and exit 0; the flag still stops it with 130.
+_INTERRUPTED = threading.Event()
+
+
+@contextlib.contextmanager
+def _ctrl_c_noted():
+    previous = signal.getsignal(signal.SIGINT)
+    # Only in place of Python's own handler: keep SIGINT ignored where the shell ignores it
+    # (background jobs), and leave other threads' and embedders' handlers alone.
+    in_main = threading.current_thread() is threading.main_thread()
+    if previous is not signal.default_int_handler or not in_main:
+        yield
+        return
+
+    def on_sigint(signum, frame):
+        _INTERRUPTED.set()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class InputError(Exception):
@@ -304,6 +331,8 @@ class Predictor:
 
         try:
             for frame in _chain(first, frames):
+                if _INTERRUPTED.is_set():
+                    raise KeyboardInterrupt
                 boxes = self.detector.detect(frame, tiled=True) if self.tiled_video else self.detector.detect(frame)
                 batch.append((n_frames, frame if writer is not None else None, boxes, crop_faces(frame, boxes)))
                 n_frames += 1
@@ -412,9 +441,13 @@ def main(argv=None) -> int:
     verbose = args.verbose or bool(os.environ.get("FER_DESKTOP_DEBUG"))
     if verbose:
         logging.basicConfig(level=logging.INFO, format="%(name)s: %(levelname)s: %(message)s")
+    _INTERRUPTED.clear()
     try:
-        with _quiet_native_stderr(verbose):
-            return _run(args)
+        with _quiet_native_stderr(verbose), _ctrl_c_noted():
+            status = _run(args)
+        if _INTERRUPTED.is_set():
+            raise KeyboardInterrupt
+        return status
     except KeyboardInterrupt:
         _error("interrupted")
         return EXIT_INTERRUPTED
@@ -487,6 +520,8 @@ def _run(args) -> int:
         predictor = Predictor(detector, classifier, annotate_dir, tiled_video=args.tiled, explain=args.explain)
         try:
             for raw in args.paths:
+                if _INTERRUPTED.is_set():
+                    raise KeyboardInterrupt
                 path = Path(raw)
                 try:
                     if is_video_path(path):

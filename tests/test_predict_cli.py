@@ -217,10 +217,44 @@ def test_ctrl_c_exit_130(tmp_path, cnn_weights_dir):
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and (not out.exists() or out.stat().st_size < 2000):
         time.sleep(0.1)  # wait until it is busy writing rows
+    assert proc.poll() is None, "the video ended before it could be interrupted: make it longer"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130
     assert _one_line_each(err, 1)[0] == "fer-predict: interrupted"
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the dropped Ctrl-C
+def test_a_ctrl_c_that_python_drops_still_stops_with_130(tmp_path, cnn_weights_dir, monkeypatch, capsys):
+    """Python only prints a KeyboardInterrupt raised inside a finaliser; fer-predict must still stop."""
+    import signal
+
+    from conftest import write_video
+
+    from fer_desktop.detection import FaceDetector
+
+    class PressesCtrlC:
+        def __del__(self):
+            signal.raise_signal(signal.SIGINT)
+            for _ in range(1000):  # the handler runs here, inside the finaliser, and its exception is dropped
+                pass
+
+    calls = {"n": 0}
+    detect = FaceDetector.detect
+
+    def detect_then_ctrl_c(self, frame, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            PressesCtrlC()  # made and finalised at once
+        return detect(self, frame, **kwargs)
+
+    monkeypatch.setattr(FaceDetector, "detect", detect_then_ctrl_c)
+    video = write_video(tmp_path / "clip.mp4", frames=60, fps=30)
+    assert main([str(video), "--model", "baseline_cnn", "--weights-dir", str(cnn_weights_dir),
+                 "--csv", str(tmp_path / "rows.csv")]) == 130
+    assert calls["n"] == 5  # it stopped at the next frame, not at the end of the video
+    assert capsys.readouterr().err.splitlines()[-1] == "fer-predict: interrupted"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Python's handler is back
 
 
 def test_the_shipped_models_say_happy_for_a_smiling_face(files, capsys):
