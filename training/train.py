@@ -126,6 +126,27 @@ def start_from_weights(model: torch.nn.Module, path: str, model_name: str, archi
     return f"weights:{Path(path).name}"
 
 
+def lineage_of(init_from: str | None, run: dict) -> dict | None:
+    """The card's ``lineage`` for a run that starts from trained weights (a warm-restart cycle):
+    the cycle count, the runs it descends from (oldest first) and their total training time.
+    ``run`` summarises this run; weights trained from scratch have no lineage."""
+    if not init_from:
+        return None
+    from fer_desktop.weights import read_card
+
+    parent = read_card(init_from)
+    before = parent.get("lineage") or {
+        "cycle": 0, "total_training_time_s": parent.get("training_time_s") or 0.0,
+        "chain": [{"run": 0, "init": parent.get("init"), "teacher": parent.get("teacher"),
+                   "epochs": parent.get("epochs"), "training_time_s": parent.get("training_time_s"),
+                   "val_accuracy": (parent.get("metrics") or {}).get("val_accuracy"),
+                   "test_accuracy": (parent.get("metrics") or {}).get("test_accuracy")}]}
+    cycle = before["cycle"] + 1
+    return {"cycle": cycle,
+            "total_training_time_s": round(before["total_training_time_s"] + run["training_time_s"], 1),
+            "chain": [*before["chain"], {"run": cycle, **run}]}
+
+
 def _progress_bar(run: RunConfig, total: int, desc: str):
     if not run.progress:
         return None
@@ -316,12 +337,21 @@ def finalise(run: RunConfig, recipe: Recipe, model, data: FaceSplits, state: dic
         "processes": processes,
         "torch": torch.__version__,
     }
+    lineage = lineage_of(run.init_from, {
+        "init": init, "teacher": card["teacher"], "lr": recipe.lr, "epochs": state["epoch"],
+        "training_time_s": card["training_time_s"], "precision": precision, "cpu": card["cpu"]})
+    if lineage is not None:
+        card["lineage"] = lineage
     weights_path = save_weights(model, card, out / f"{run.model}.safetensors")
     result = evaluate_weights(weights_path, data, ("val", "test"), device=str(device))
     card["metrics"] = {**headline(result), "selected_val_accuracy_fp32": state["best"]["val_accuracy"]
                        if state["best"] else None, **other_labels_accuracy(run, weights_path, device)}
     saved = json.loads(weights_path.with_suffix(".json").read_text(encoding="utf-8"))
     saved["metrics"] = card["metrics"]
+    if lineage is not None:  # this cycle's own accuracy, beside the chain's earlier ones
+        lineage["chain"][-1].update(val_accuracy=card["metrics"]["val_accuracy"],
+                                    test_accuracy=card["metrics"]["test_accuracy"])
+        saved["lineage"] = lineage
     _write_json(weights_path.with_suffix(".json"), saved)
 
     metrics = {"model": run.model, "recipe": recipe.name, **card["metrics"], "epochs": state["epoch"],
