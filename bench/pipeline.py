@@ -240,9 +240,10 @@ class WeightsSource:
         kinds = {}
         for name, size in sizes.items():
             src, kinds[name] = self.path(name, size)
-            for suffix in (".safetensors", ".json"):
+            # The runtime file too, where exported: without it the app would run PyTorch.
+            for suffix in (".safetensors", ".json", ".onnx"):
                 dst = folder / f"{name}{suffix}"
-                if not dst.exists():
+                if not dst.exists() and src.with_suffix(suffix).exists():
                     shutil.copyfile(src.with_suffix(suffix), dst)
         return folder, kinds
 

@@ -77,6 +77,7 @@ class EnsembleClassifier:
         self.members = members
         self.weights = np.asarray(weights, np.float32) / sum(weights)
         self.device = members[0].device
+        self.engine = members[0].engine
         self.card = {"model": ENSEMBLE, "members": [m.name for m in members],
                      "weights": dict(zip([m.name for m in members], self.weights.round(4).tolist())),
                      **{k: v for k, v in (card or {}).items() if k in ("metrics", "chosen_on")}}
@@ -86,7 +87,7 @@ class EnsembleClassifier:
         return np.sum(probs, axis=0).astype(np.float32)
 
 
-def load_ensemble(device: str | None = "auto", weights_dir=None) -> EnsembleClassifier:
+def load_ensemble(device: str | None = "auto", weights_dir=None, backend: str = "auto") -> EnsembleClassifier:
     from fer_desktop.classifier import load_classifier
     from fer_desktop.weights import WeightsNotFoundError
 
@@ -94,7 +95,7 @@ def load_ensemble(device: str | None = "auto", weights_dir=None) -> EnsembleClas
     if len(names) < 2:
         raise WeightsNotFoundError(f"the ensemble needs at least two trained models; found {len(names)}"
                                    + (f" ({names[0]})" if names else ""))
-    members = [load_classifier(name, device=device, weights_dir=weights_dir) for name in names]
+    members = [load_classifier(name, device=device, weights_dir=weights_dir, backend=backend) for name in names]
     card = read_ensemble_card(weights_dir)
     # Weights chosen for other members, or for other weights of them (a model retrained
     # since), do not apply: equal weights then, and no measured accuracy.

@@ -6,6 +6,9 @@
 - ``attention``: the spatial attention map the model itself computes
   (``attention_cnn``'s, and the spatial half of ``resnet50_cbam``'s CBAM).
 
+On ONNX Runtime both come out of the exported graph and the head's gradient in
+numpy (``onnx_classifier.py``); here is the PyTorch computation they are tested against.
+
 Both return ``[N, 48, 48]`` float32 maps scaled to [0, 1] per face, aligned with
 the face crops the classifier was given. No Qt here, and torch is imported only
 when a map is computed: the GUI thread can check a method name without it.
@@ -30,6 +33,8 @@ def has_attention(classifier) -> bool:
     members = getattr(classifier, "members", None)  # the ensemble: if any member has attention
     if members is not None:
         return any(has_attention(m) for m in members)
+    if getattr(classifier, "backend", None) == "onnx":
+        return classifier.has_attention
     return _attention_layer(classifier.model) is not None
 
 
@@ -50,6 +55,8 @@ def explain(classifier, faces, method: str = "gradcam", target=None) -> np.ndarr
 
 
 def gradcam(classifier, faces, target: int | None = None) -> np.ndarray:
+    if getattr(classifier, "backend", None) == "onnx":  # the same computation in numpy (onnx_classifier.py)
+        return classifier.gradcam(faces, target)
     import torch
     import torch.nn.functional as F
 
@@ -73,6 +80,8 @@ def gradcam(classifier, faces, target: int | None = None) -> np.ndarray:
 
 
 def attention_maps(classifier, faces) -> np.ndarray:
+    if getattr(classifier, "backend", None) == "onnx":
+        return classifier.attention_maps(faces)
     import torch
 
     layer = _attention_layer(classifier.model)

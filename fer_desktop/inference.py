@@ -114,12 +114,13 @@ class InferenceWorker:
     may be called from any thread.
     """
 
-    def __init__(self, *, model: str | None = None, device: str = "auto", weights_dir=None,
+    def __init__(self, *, model: str | None = None, device: str = "auto", backend: str = "auto", weights_dir=None,
                  on_result: Callable[[InferenceResult], None] | None = None,
                  on_image: Callable[[ImageResult], None] | None = None,
                  on_event: Callable[[WorkerEvent], None] | None = None,
                  smoothing: bool = True, min_confidence: float = 0.5) -> None:
         self.device_preference = device
+        self.backend = backend
         self.weights_dir = weights_dir
         self.min_confidence = min_confidence
         self._on_result = on_result
@@ -265,22 +266,20 @@ class InferenceWorker:
             except Exception:
                 log.exception("%s listener failed", what)
 
-    def _device(self):
-        from fer_desktop.classifier import select_device
+    def _load_classifier(self, name: str):
+        """``name`` on the device and engine asked for; where that device or engine is not there
+        (no CUDA, no PyTorch), says so once and serves from the CPU's default engine instead."""
+        from fer_desktop.classifier import EngineUnavailableError, load_classifier
 
-        pref = self.device_preference
         try:
-            if pref == "mps":
-                import torch
-
-                mps = getattr(torch.backends, "mps", None)
-                if mps is None or not mps.is_available():
-                    raise ValueError("MPS was asked for but is not available")
-            return select_device(pref)
-        except (ValueError, RuntimeError) as exc:
+            return load_classifier(name, device=self.device_preference, weights_dir=self.weights_dir,
+                                   backend=self.backend)
+        except EngineUnavailableError as exc:
+            if self.device_preference in ("auto", "cpu") and self.backend == "auto":
+                raise  # nothing left to fall back to
             self._emit(WorkerEvent("info", f"{_one_line(exc)}; using the CPU"))
-            self.device_preference = "cpu"
-            return select_device("cpu")
+            self.device_preference, self.backend = "cpu", "auto"
+            return load_classifier(name, device="cpu", weights_dir=self.weights_dir)
 
     def _load_requests(self) -> None:
         """The loader thread: load the newest request until none is waiting."""
@@ -298,10 +297,7 @@ class InferenceWorker:
 
     def _load(self, name: str, generation: int) -> None:
         try:
-            from fer_desktop.classifier import load_classifier
-
-            device = self._device()
-            classifier = load_classifier(name, device=str(device), weights_dir=self.weights_dir)
+            classifier = self._load_classifier(name)
             if self._superseded(generation):
                 return  # a newer request or stop came while reading: skip the warm-up
             classifier.predict(np.zeros((1, 48, 48), np.uint8))  # warm-up: the first call is slow
@@ -330,8 +326,8 @@ class InferenceWorker:
             self._loading = None
         self._classifier = classifier
         self._tracker.restart_averages()
-        self._emit(WorkerEvent("model", f"{classifier.title} on {classifier.device.type}",
-                               model=classifier.name, device=classifier.device.type))
+        where = f"{classifier.device.type}, {classifier.engine}"
+        self._emit(WorkerEvent("model", f"{classifier.title} on {where}", model=classifier.name, device=where))
 
     def _run(self) -> None:
         detector = None

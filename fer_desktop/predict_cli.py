@@ -1,7 +1,7 @@
 """fer-predict: emotions of every face in images and videos, without a GUI.
 
     fer-predict PATH... [--model NAME] [--json | --csv FILE] [--annotate DIR]
-                        [--weights-dir DIR] [--device auto|cpu|cuda|mps]
+                        [--weights-dir DIR] [--device auto|cpu|cuda|mps] [--backend auto|onnx|torch]
 
 Images: tiled detection (small faces in group photos are found too); an image
 with no detectable face is classified as a whole and marked so. Videos: every
@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import queue
+import re
 import signal
 import sys
 import threading
@@ -105,7 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="videos: also scan tiles of each frame, to find faces smaller than about a fifth "
                          "of the frame (detection becomes some 20 times slower); images always are")
     ap.add_argument("--weights-dir", metavar="DIR", help="folder with <model>.safetensors and .json")
-    ap.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, mps")
+    ap.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, mps (cuda and mps "
+                    "run PyTorch, from the torch extra)")
+    ap.add_argument("--backend", choices=["auto", "onnx", "torch"], default="auto",
+                    help="the engine: auto (ONNX Runtime on the CPU where the model is exported, else "
+                         "PyTorch), onnx, or torch")
     ap.add_argument("-v", "--verbose", action="store_true",
                     help="log what happens, library messages included; tracebacks of unexpected errors")
     return ap
@@ -485,15 +490,12 @@ def _run(args) -> int:
         if args.model is None:
             _error(f"no trained weights found; train a model with: {train_command('baseline_cnn')}")
             return EXIT_WEIGHTS
-    try:
-        import torch
-
-        torch.device(args.device if args.device != "auto" else "cpu")
-    except RuntimeError as exc:
-        _error(f"--device {args.device}: not a device name ({exc}); use auto, cpu, cuda, cuda:1 or mps")
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", args.device):
+        _error(f"--device {args.device}: not a device name; use auto, cpu, cuda, cuda:1 or mps")
         return EXIT_USAGE
     try:
-        classifier = load_classifier(args.model, device=args.device, weights_dir=args.weights_dir)
+        classifier = load_classifier(args.model, device=args.device, weights_dir=args.weights_dir,
+                                     backend=args.backend)
     except WeightsError as exc:
         _error(exc)
         return EXIT_WEIGHTS

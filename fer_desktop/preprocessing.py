@@ -2,10 +2,12 @@
 
 frame + face box --crop_face--> 48x48 uint8 grayscale (the FER-2013 format)
 48x48 uint8 faces --faces_to_tensor--> float [N, 3, S, S] scaled as the model declares
+                  --faces_to_array---> the same in numpy, for ONNX Runtime (no torch)
 
 Training feeds FER-2013's 48x48 faces straight into ``faces_to_tensor``; the app
 first makes such faces with ``crop_face``. Neither imports Qt or mediapipe, and
-OpenCV is imported only by the cropping half, so training needs just torch.
+OpenCV is imported only by the cropping half (and for resizing in numpy), so
+training needs just torch and the app's runtime needs no torch.
 """
 
 from collections.abc import Sequence
@@ -125,3 +127,35 @@ def faces_to_tensor(faces, input_size: int, mean: Sequence[float], std: Sequence
     std_t = torch.tensor(std, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
     x = (x - mean_t) / std_t
     return x if dtype is None else x.to(dtype)
+
+
+def face_batch(faces) -> np.ndarray:
+    """uint8 faces as ``[N, 48, 48]`` (one face ``[48, 48]`` becomes a batch of one), or ValueError."""
+    faces = np.asarray(faces)
+    if faces.ndim == 2:
+        faces = faces[None]
+    if faces.ndim != 3 or tuple(faces.shape[1:]) != (FACE_SIZE, FACE_SIZE):
+        raise ValueError(f"faces must be [N, 48, 48] uint8, got shape {tuple(faces.shape)}")
+    return faces
+
+
+def faces_to_array(faces, input_size: int, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """``faces_to_tensor`` in numpy: uint8 ``[N, 48, 48]`` -> float32 ``[N, 3, S, S]``.
+
+    The same steps (tests hold the two within 1e-4): bilinear resize with
+    half-pixel centres (OpenCV's INTER_LINEAR is torch's ``align_corners=False``),
+    [0, 1], three channels, ``(x - mean) / std``.
+    """
+    x = np.asarray(faces)
+    if x.dtype != np.uint8:
+        raise TypeError(f"faces must be uint8, got {x.dtype}")
+    if x.ndim == 2:
+        x = x[None]
+    x = x.astype(np.float32) * np.float32(1 / 255)
+    if x.shape[-1] != input_size or x.shape[-2] != input_size:
+        import cv2
+
+        x = np.stack([cv2.resize(f, (input_size, input_size), interpolation=cv2.INTER_LINEAR) for f in x])
+    mean_a = np.asarray(mean, np.float32).reshape(1, 3, 1, 1)
+    std_a = np.asarray(std, np.float32).reshape(1, 3, 1, 1)
+    return np.ascontiguousarray((x[:, None] - mean_a) / std_a, dtype=np.float32)

@@ -148,7 +148,7 @@ def test_smoothing_toggle(running):
 def test_ten_rapid_switches_load_one_at_a_time_and_only_the_last_serves(running):
     import gc
 
-    from fer_desktop.classifier import Classifier
+    from fer_desktop.torch_classifier import Classifier
 
     rec, source, worker = running
     assert wait_for(lambda: worker.model_name == "baseline_cnn")

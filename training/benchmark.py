@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    from fer_desktop.classifier import select_device
+    from fer_desktop.torch_classifier import select_device
 
     device = select_device(args.device)
     if device.type == "cuda":

@@ -44,7 +44,7 @@ class Distributed:
     @classmethod
     def from_env(cls, device_preference: str = "auto") -> "tuple[Distributed, torch.device]":
         """Join the process group ``torchrun`` describes (if any); returns it and this process's device."""
-        from fer_desktop.classifier import select_device
+        from fer_desktop.torch_classifier import select_device
 
         world_size = int(os.environ.get("WORLD_SIZE", "1"))
         if world_size <= 1:

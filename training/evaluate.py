@@ -1,7 +1,10 @@
 """Accuracy of a weights file, measured through the app's own ``load_classifier``.
 
 What is reported is what users run: the fp16 weights as stored, the card's
-input size, normalisation and test-time augmentation, the shared preprocessing.
+input size, normalisation and test-time augmentation, the shared preprocessing,
+on the engine the app picks (ONNX Runtime where the card names a runtime file,
+PyTorch otherwise; ``--backend`` chooses). ONNX Runtime's figures are the card's
+``runtime.metrics``, PyTorch's its ``metrics``.
 
     python -m training.evaluate --weights runs/baseline_cnn/baseline_cnn.safetensors --data fer2013.npz
 """
@@ -27,15 +30,15 @@ def predict_split(classifier, faces, batch_size: int = 256) -> np.ndarray:
 
 
 def evaluate_weights(weights_path: str | Path, data: FaceSplits, splits=("val", "test"), device: str = "cpu",
-                     batch_size: int = 256, tta: str | None = None) -> dict:
+                     batch_size: int = 256, tta: str | None = None, backend: str = "auto") -> dict:
     """``{split: {accuracy, loss, macro_f1, per_class, confusion_matrix}, probs: {split: array}}``.
 
     ``tta`` (``none`` or ``hflip``) overrides the card's test-time augmentation, to measure what it buys.
     """
-    classifier = load_classifier(weights_path=weights_path, device=device)
+    classifier = load_classifier(weights_path=weights_path, device=device, backend=backend)
     if tta is not None:
         classifier.hflip_tta = tta == "hflip"
-    result: dict = {"probs": {}}
+    result: dict = {"probs": {}, "backend": classifier.backend}
     for split in splits:
         faces, labels = data.split(split)
         labels = labels.numpy()
@@ -55,7 +58,7 @@ def evaluate_weights(weights_path: str | Path, data: FaceSplits, splits=("val", 
 
 def headline(result: dict) -> dict:
     """The accuracy figures a card carries."""
-    return {f"{split}_{key}": result[split][key] for split in result if split != "probs"
+    return {f"{split}_{key}": result[split][key] for split in result if split not in ("probs", "backend")
             for key in ("accuracy", "macro_f1", "loss")}
 
 
@@ -64,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", required=True, help="a .safetensors file with its .json card beside it")
     parser.add_argument("--data", required=True, help="fer2013 .npz, .csv or image folder")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--backend", choices=["auto", "onnx", "torch"], default="auto",
+                        help="the engine: auto is the app's choice (ONNX Runtime on the CPU where exported)")
     parser.add_argument("--splits", nargs="+", default=["val", "test"], choices=["train", "val", "test"])
     parser.add_argument("--labels", choices=LABEL_SETS, default="fer2013",
                         help="measure against FER-2013's labels or FER+'s majority labels (ferplus)")
@@ -71,10 +76,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="override the card's test-time augmentation (the card's figures then differ)")
     args = parser.parse_args(argv)
     result = evaluate_weights(args.weights, load_dataset(args.data, labels=args.labels), args.splits, args.device,
-                              tta=args.tta)
+                              tta=args.tta, backend=args.backend)
     measured = headline(result)
     card = json.loads(Path(args.weights).with_suffix(".json").read_text(encoding="utf-8"))
-    stated = card.get("metrics", {})
+    stated = (card.get("runtime") or {}).get("metrics", {}) if result["backend"] == "onnx" else card.get("metrics", {})
+    print(f"engine: {'ONNX Runtime ' + card['runtime']['precision'] if result['backend'] == 'onnx' else 'PyTorch'}")
     for key, value in measured.items():
         note = f"  (card: {stated[key]})" if key in stated else ""
         print(f"{key:20s} {value:.4f}{note}")

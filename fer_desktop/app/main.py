@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+BACKENDS = ("auto", "onnx", "torch")  # fer_desktop.classifier.BACKENDS, without importing it here
 # A test hook: save a screenshot of the window after this many results with faces, then quit.
 SMOKE_SCREENSHOT_ENV = "FER_DESKTOP_SMOKE_SCREENSHOT"
 SMOKE_RESULTS_ENV = "FER_DESKTOP_SMOKE_RESULTS"
@@ -33,7 +34,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--model", choices=model_names(), default=None,
                         help="model to start with (default: the first one with trained weights)")
     parser.add_argument("--device", choices=DEVICES, default="auto",
-                        help="where the model runs (auto: CUDA, else MPS, else the CPU)")
+                        help="where the model runs (auto: the CPU, on ONNX Runtime where the model is "
+                             "exported; cuda and mps run PyTorch, from the torch extra)")
+    parser.add_argument("--backend", choices=BACKENDS, default="auto",
+                        help="the engine: auto (ONNX Runtime on the CPU where exported, else PyTorch), "
+                             "onnx, or torch (needs the torch extra)")
     parser.add_argument("--weights-dir", type=Path, default=None,
                         help="folder with <model>.safetensors and <model>.json (searched first)")
     parser.add_argument("--no-smoothing", action="store_true", help="start with smoothing off")
@@ -90,6 +95,7 @@ def build_window(args=None):
     if args is None or isinstance(args, (list, tuple)):
         args = parse_args(args or [])
     return MainWindow(source=args.source, model=args.model, device=args.device,
+                      backend=getattr(args, "backend", "auto"),
                       weights_dir=args.weights_dir, smoothing=not getattr(args, "no_smoothing", False),
                       record_dir=getattr(args, "record_dir", None), explain=getattr(args, "explain", None),
                       record=getattr(args, "record", False), record_video=getattr(args, "record_video", False))

@@ -77,7 +77,7 @@ class MainWindow(QMainWindow):
 
     def __init__(self, source=0, model: str | None = None, device: str = "auto", weights_dir=None,
                  smoothing: bool = True, record_dir=None, explain: str | None = None, record: bool = False,
-                 record_video: bool = False) -> None:
+                 record_video: bool = False, backend: str = "auto") -> None:
         super().__init__()
         self.record_dir = Path(record_dir) if record_dir else default_recording_path().parent
         self._recorder: TimelineRecorder | None = None
@@ -88,6 +88,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("FER Desktop — facial emotion recognition")
         self.weights_dir = weights_dir
         self.device_preference = device
+        self.backend = backend
         self.session = LiveSession(self)
         self._source_spec = parse_source(source)
         self._requested_model = model
@@ -327,7 +328,7 @@ class MainWindow(QMainWindow):
         if self._started or self._shut_down:
             return
         self._started = True
-        self.session.start_worker(self._start_model, device=self.device_preference,
+        self.session.start_worker(self._start_model, device=self.device_preference, backend=self.backend,
                                   weights_dir=self.weights_dir,
                                   smoothing=self.smooth_check.isChecked())
         self.set_source(self._source_spec)

@@ -73,8 +73,8 @@ class LiveSession(QObject):
     # --- the inference worker --------------------------------------------------------
 
     def start_worker(self, model: str | None, device: str = "auto", weights_dir=None,
-                     smoothing: bool = True) -> None:
-        self.worker = InferenceWorker(model=model, device=device, weights_dir=weights_dir,
+                     smoothing: bool = True, backend: str = "auto") -> None:
+        self.worker = InferenceWorker(model=model, device=device, backend=backend, weights_dir=weights_dir,
                                       on_result=self._on_worker_result, on_image=self.image_ready.emit,
                                       on_event=self.worker_event.emit, smoothing=smoothing)
         self.worker.set_source(self.source)
