@@ -153,17 +153,18 @@ class _Head:
         return grad.reshape(n, c, h, w)
 
 
+def pooling_bins(size: int, out: int) -> np.ndarray:
+    """``AdaptiveAvgPool1d(out)`` on ``size`` values as a matrix ``[out, size]`` (torch's bins)."""
+    m = np.zeros((out, size), np.float32)
+    for i in range(out):
+        start, end = (i * size) // out, -((-(i + 1) * size) // out)
+        m[i, start:end] = 1.0 / (end - start)
+    return m
+
+
 def pooling_matrix(h: int, w: int, side: int) -> np.ndarray:
-    """``AdaptiveAvgPool2d(side)`` on an ``h x w`` map as a matrix ``[side*side, h*w]`` (torch's bins)."""
-
-    def bins(size: int) -> np.ndarray:
-        m = np.zeros((side, size), np.float32)
-        for i in range(side):
-            start, end = (i * size) // side, -((-(i + 1) * size) // side)
-            m[i, start:end] = 1.0 / (end - start)
-        return m
-
-    return np.kron(bins(h), bins(w))
+    """``AdaptiveAvgPool2d(side)`` on an ``h x w`` map as a matrix ``[side*side, h*w]``."""
+    return np.kron(pooling_bins(h, side), pooling_bins(w, side))
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

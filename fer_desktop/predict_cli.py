@@ -470,7 +470,7 @@ def _run(args) -> int:
 
     with contextlib.suppress(AttributeError, cv2.error):  # errors only; we report damaged files ourselves
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-    from fer_desktop.classifier import load_classifier
+    from fer_desktop.classifier import EngineUnavailableError, load_classifier
     from fer_desktop.image_io import is_video_path
     from fer_desktop.weights import WeightsError, default_model, train_command
 
@@ -499,7 +499,10 @@ def _run(args) -> int:
     except WeightsError as exc:
         _error(exc)
         return EXIT_WEIGHTS
-    except (ValueError, RuntimeError) as exc:  # CUDA asked for but absent, a model the device cannot hold
+    except EngineUnavailableError as exc:  # PyTorch or the device asked for is not there: says what to do
+        _error(f"{args.model}: {exc}")
+        return EXIT_WEIGHTS
+    except (ValueError, RuntimeError) as exc:  # a model the device cannot hold
         _error(f"cannot load {args.model} on {args.device}: {exc}")
         return EXIT_WEIGHTS
     if args.explain == "attention":

@@ -74,13 +74,13 @@ def test_import_is_light_and_core_has_no_qt():
     # ``import fer_desktop`` alone imports neither torch nor Qt.
     assert _run("import sys, fer_desktop; fer_desktop.EMOTIONS; "
                 "print(sorted(m for m in ('torch', 'PySide6', 'cv2', 'mediapipe') if m in sys.modules))") == "[]"
-    # The core modules (and the command line) never import PySide6.
+    # The core modules (and the command line) never import PySide6, nor torch (the CPU runs ONNX Runtime).
     assert _run("import sys\n"
                 "import fer_desktop.preprocessing, fer_desktop.detection, fer_desktop.classifier\n"
                 "import fer_desktop.pipeline, fer_desktop.predict_cli, fer_desktop.image_io, fer_desktop.overlay\n"
                 "from fer_desktop import load_classifier\n"
                 "print('torch' in sys.modules, [m for m in sys.modules if m.startswith('PySide6')])") \
-        == "True []"
+        == "False []"
 
 
 def test_exactly_one_opencv_distribution():

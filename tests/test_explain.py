@@ -53,7 +53,7 @@ def test_gradcam_puts_its_mass_where_the_evidence_is(tmp_path):
         "epochs": 6, "batch_size": 30, "tta": "none", "augment.hflip": False, "augment.erase_p": 0.0,
         "augment.translate": 0.0, "architecture.widths": [8, 16, 16]})
     metrics = train(RunConfig(model="baseline_cnn", data=str(data), out=str(tmp_path / "run"), device="cpu",
-                              progress=False), recipe)
+                              progress=False, runtime=False), recipe)
     assert metrics["test_accuracy"] >= 0.8  # it learnt from the left half
     clf = load_classifier(weights_path=tmp_path / "run" / "baseline_cnn.safetensors", device="cpu")
     faces = np.load(data)["pixels"][-14:]

@@ -231,3 +231,18 @@ def test_fer_predict_without_torch(tmp_path):
         lines = refused.stderr.strip().splitlines()
         assert refused.returncode == 2 and len(lines) == 1, refused.stderr
         assert "fer-desktop[torch]" in lines[0]
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+@pytest.mark.skipif(not _cuda(), reason="no CUDA GPU on this machine: the GPU path is checked where there is one")
+def test_cuda_runs_pytorch_under_fp16_autocast():
+    x = faces(8)
+    gpu = load_classifier("baseline_cnn", device="cuda")
+    assert gpu.backend == "torch" and gpu.device.type == "cuda" and gpu.engine == "PyTorch fp16"
+    cpu = load_classifier("baseline_cnn", device="cpu", backend="torch")
+    np.testing.assert_allclose(gpu.predict(x), cpu.predict(x), atol=1e-2)  # fp16 arithmetic

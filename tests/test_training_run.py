@@ -48,6 +48,8 @@ def tiny_recipe(model: str, recipe: str = "paper", **overrides):
 
 
 def run_config(tiny_npz: Path, out: Path, model: str = "baseline_cnn", **kw) -> RunConfig:
+    # The runtime export at the end has tests of its own (test_a_run_ends_with_its_runtime_file).
+    kw.setdefault("runtime", False)
     return RunConfig(model=model, data=str(tiny_npz), out=str(out), device="cpu", progress=False, **kw)
 
 
@@ -78,6 +80,23 @@ def test_export_copies_weights_and_card_only(tiny_npz, tmp_path):
     train(run, tiny_recipe("baseline_cnn"))
     assert sorted(p.name for p in (tmp_path / "weights").iterdir()) == ["baseline_cnn.json",
                                                                        "baseline_cnn.safetensors"]
+
+
+def test_a_run_ends_with_its_runtime_file(tiny_npz, tmp_path):
+    """The end of a run exports what the app runs on the CPU, and --export copies it with the weights."""
+    run = run_config(tiny_npz, tmp_path / "run", "attention_cnn", export=str(tmp_path / "weights"), runtime=True)
+    train(run, tiny_recipe("attention_cnn", tta="hflip"))
+    assert sorted(p.name for p in (tmp_path / "weights").iterdir()) == [
+        "attention_cnn.json", "attention_cnn.onnx", "attention_cnn.safetensors"]
+    card = json.loads((tmp_path / "weights" / "attention_cnn.json").read_text())
+    runtime = card["runtime"]
+    assert runtime["file"] == "attention_cnn.onnx" and runtime["precision"] in ("int8", "fp32")
+    clf = load_classifier(weights_path=tmp_path / "weights" / "attention_cnn.safetensors")
+    assert clf.backend == "onnx" and clf.has_attention
+    # The card's ONNX Runtime figures are what evaluate measures through the app's path.
+    measured = headline(evaluate_weights(tmp_path / "weights" / "attention_cnn.safetensors", load_dataset(tiny_npz)))
+    assert measured["val_accuracy"] == runtime["metrics"]["val_accuracy"]
+    assert measured["test_accuracy"] == runtime["metrics"]["test_accuracy"]
 
 
 def test_evaluate_reproduces_the_card(trained, tiny_npz):

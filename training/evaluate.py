@@ -41,19 +41,23 @@ def evaluate_weights(weights_path: str | Path, data: FaceSplits, splits=("val", 
     result: dict = {"probs": {}, "backend": classifier.backend}
     for split in splits:
         faces, labels = data.split(split)
-        labels = labels.numpy()
         probs = predict_split(classifier, faces.numpy(), batch_size)
-        cm = confusion_matrix(labels, probs.argmax(1))
-        nll = -np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None)).mean() if len(labels) else 0.0
-        result[split] = {
-            "accuracy": round(float((probs.argmax(1) == labels).mean()), 4) if len(labels) else 0.0,
-            "loss": round(float(nll), 4),
-            "count": int(len(labels)),
-            **per_class_scores(cm),
-            "confusion_matrix": cm.tolist(),
-        }
+        result[split] = split_metrics(probs, labels.numpy())
         result["probs"][split] = probs
     return result
+
+
+def split_metrics(probs: np.ndarray, labels: np.ndarray) -> dict:
+    """Accuracy, loss, per-class scores and confusion matrix of probabilities ``[N, 7]`` against labels."""
+    cm = confusion_matrix(labels, probs.argmax(1))
+    nll = -np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None)).mean() if len(labels) else 0.0
+    return {
+        "accuracy": round(float((probs.argmax(1) == labels).mean()), 4) if len(labels) else 0.0,
+        "loss": round(float(nll), 4),
+        "count": int(len(labels)),
+        **per_class_scores(cm),
+        "confusion_matrix": cm.tolist(),
+    }
 
 
 def headline(result: dict) -> dict:
@@ -80,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     measured = headline(result)
     card = json.loads(Path(args.weights).with_suffix(".json").read_text(encoding="utf-8"))
     stated = (card.get("runtime") or {}).get("metrics", {}) if result["backend"] == "onnx" else card.get("metrics", {})
-    print(f"engine: {'ONNX Runtime ' + card['runtime']['precision'] if result['backend'] == 'onnx' else 'PyTorch'}")
+    engine = f"ONNX Runtime {card['runtime']['precision']}" if result["backend"] == "onnx" else "PyTorch"
+    print(f"measured on {engine}; the card's figures for it in brackets", file=sys.stderr)
     for key, value in measured.items():
         note = f"  (card: {stated[key]})" if key in stated else ""
         print(f"{key:20s} {value:.4f}{note}")

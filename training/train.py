@@ -63,6 +63,7 @@ class RunConfig:
     threads: int | None = None
     progress: bool = True
     export: str | None = None  # also copy the weights and card here (e.g. the app's weights/ folder)
+    runtime: bool = True  # export the runtime file (<model>.onnx, training.export) at the end
     sync_bn: bool = False  # under torchrun on CUDA: SyncBatchNorm instead of per-device statistics
     labels: str = "fer2013"  # fer2013 | ferplus | ferplus-soft (training.ferplus)
     # Teachers' .safetensors (one path or several): their mean probabilities become a second target.
@@ -365,11 +366,18 @@ def finalise(run: RunConfig, recipe: Recipe, model, data: FaceSplits, state: dic
     plot_learning_curves(state["history"], out / "learning_curves.png", title)
     plot_sample_predictions(data.test_x.numpy(), data.test_y.numpy(), result["probs"]["test"],
                             out / "sample_predictions.png", f"{title}: test faces", seed=run.seed)
+    if run.runtime:  # what the app runs on the CPU: ONNX Runtime, int8 where it keeps accuracy
+        from training.export import export as export_runtime
+
+        runtime = export_runtime(weights_path, data)
+        print(f"{run.model}: runtime file {runtime['file']} ({runtime['precision']}, PublicTest "
+              f"{runtime['metrics']['val_accuracy']:.4f})", file=sys.stderr)
     if run.export:
         export = Path(run.export)
         export.mkdir(parents=True, exist_ok=True)
-        for file in (weights_path, weights_path.with_suffix(".json")):
-            shutil.copy2(file, export / file.name)
+        for file in (weights_path, weights_path.with_suffix(".json"), weights_path.with_suffix(".onnx")):
+            if file.exists():
+                shutil.copy2(file, export / file.name)
     print(f"{run.model}: val {metrics['val_accuracy']:.4f}  test {metrics['test_accuracy']:.4f}  "
           f"({state['epoch']} epochs, {card['training_time_s']:.0f} s) -> {weights_path}", file=sys.stderr)
     return metrics
@@ -442,6 +450,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--threads", type=int, help="CPU threads for torch")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument("--export", metavar="DIR", help="also copy the weights and card to DIR, e.g. weights/")
+    run.add_argument("--no-runtime", action="store_true",
+                     help="skip exporting the runtime file (<model>.onnx) for ONNX Runtime at the end")
     run.add_argument("--labels", choices=LABEL_SETS, default="fer2013",
                      help="FER-2013's labels, or FER+'s majority (ferplus) or vote distributions (ferplus-soft)")
     run.add_argument("--distill", metavar="WEIGHTS", nargs="+",
@@ -471,7 +481,8 @@ def configs_from_args(args: argparse.Namespace) -> tuple[RunConfig, Recipe]:
     run = RunConfig(model=args.model, data=args.data, out=args.out or f"runs/{args.model}", seed=args.seed,
                     device=args.device, limit=args.limit, budget_s=args.budget_s, resume=args.resume,
                     stop_after=args.stop_after, deterministic=args.deterministic, compile=args.compile,
-                    threads=args.threads, progress=not args.quiet, export=args.export, sync_bn=args.sync_bn,
+                    threads=args.threads, progress=not args.quiet, export=args.export,
+                    runtime=not args.no_runtime, sync_bn=args.sync_bn,
                     labels=args.labels, stream=args.stream, workers=args.workers,
                     distill=args.distill, init_from=args.init_from)
     return run, recipe
