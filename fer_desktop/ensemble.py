@@ -80,11 +80,23 @@ class EnsembleClassifier:
         self.engine = members[0].engine
         self.card = {"model": ENSEMBLE, "members": [m.name for m in members],
                      "weights": dict(zip([m.name for m in members], self.weights.round(4).tolist())),
-                     **{k: v for k, v in (card or {}).items() if k in ("metrics", "chosen_on")}}
+                     **{k: v for k, v in (card or {}).items() if k in ("metrics", "chosen_on", "temperature")}}
+        # The mean of calibrated members is under-confident: its own temperature, fitted on PublicTest
+        # (training.ensemble), sharpens it again (p ** (1 / T), renormalised).
+        self.temperature = float(self.card.get("temperature", 1.0))
 
     def predict(self, faces) -> np.ndarray:
-        probs = [w * m.predict(faces) for m, w in zip(self.members, self.weights) if w > 0]
-        return np.sum(probs, axis=0).astype(np.float32)
+        probs = np.sum([w * m.predict(faces) for m, w in zip(self.members, self.weights) if w > 0], axis=0)
+        return sharpen(probs, self.temperature).astype(np.float32)
+
+
+def sharpen(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """Temperature scaling of probabilities: ``softmax(log(p) / T)``."""
+    if temperature == 1.0:
+        return probs
+    logp = np.log(np.clip(probs, 1e-12, None)) / temperature
+    e = np.exp(logp - logp.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
 
 
 def load_ensemble(device: str | None = "auto", weights_dir=None, backend: str = "auto") -> EnsembleClassifier:

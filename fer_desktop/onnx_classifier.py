@@ -53,6 +53,8 @@ class OnnxClassifier:
         self.mean = tuple(card["mean"])
         self.std = tuple(card["std"])
         self.hflip_tta = card.get("test_time_augmentation", "none") == "hflip"
+        # Temperature scaling fitted on PublicTest (training.calibrate): confidences that mean what they say.
+        self.temperature = float(card.get("temperature", 1.0))
         self.precision = (card.get("runtime") or {}).get("precision", "fp32")
         self.device = CpuDevice()
         self.engine = f"ONNX Runtime {self.precision}"
@@ -95,7 +97,7 @@ class OnnxClassifier:
         faces = face_batch(faces)
         if len(faces) == 0:
             return np.zeros((0, len(EMOTIONS)), np.float32)
-        return softmax(self.logits(faces)).astype(np.float32)
+        return softmax(self.logits(faces) / self.temperature).astype(np.float32)
 
     def gradcam(self, faces, target=None) -> np.ndarray:
         """Grad-CAM maps ``[N, 48, 48]`` in [0, 1], as ``explain.gradcam`` computes them with torch."""

@@ -60,6 +60,8 @@ class Classifier:
         # Test-time augmentation is part of what the reported accuracy measures,
         # so the app applies exactly what the card says.
         self.hflip_tta = card.get("test_time_augmentation", "none") == "hflip"
+        # Temperature scaling fitted on PublicTest (training.calibrate): confidences that mean what they say.
+        self.temperature = float(card.get("temperature", 1.0))
         self.model = model.to(device).eval()
         # Each BatchNorm folded into its convolution: the same function with fewer
         # layers, a fifth less time for one face on a ResNet (models/fold.py).
@@ -98,7 +100,7 @@ class Classifier:
         faces = face_batch(faces.cpu().numpy() if isinstance(faces, torch.Tensor) else faces)
         if len(faces) == 0:
             return np.zeros((0, len(EMOTIONS)), np.float32)
-        return torch.softmax(self.logits(faces), dim=1).cpu().numpy().astype(np.float32)
+        return torch.softmax(self.logits(faces) / self.temperature, dim=1).cpu().numpy().astype(np.float32)
 
 
 def load_torch_classifier(weights_path: Path, card: dict, device: str | None = "auto") -> Classifier:

@@ -8,7 +8,10 @@ app's own classifier (its card's input size and test-time augmentation). The
 ensemble's weights are chosen on PublicTest only: equal weights, or the
 weighting from a coarse grid (0, 0.5, 1, 1.5, 2 per model) that is most
 accurate on PublicTest, if it beats equal weights there. PrivateTest is then
-measured once with the chosen weights. ``ensemble.json`` records the members,
+measured once with the chosen weights. The members' probabilities are their
+calibrated ones (``training.calibrate`` first); their mean is then given a
+temperature of its own, fitted on PublicTest like theirs (a mean of calibrated
+models is under-confident). ``ensemble.json`` records the members,
 the weights, both accuracies, and each member's own accuracies for comparison;
 ``load_classifier("ensemble")`` reads it.
 """
@@ -74,10 +77,21 @@ def main(argv: list[str] | None = None) -> int:
                          "card_val_accuracy": (classifier.card.get("metrics") or {}).get("val_accuracy")}
     weights, chosen_on = choose_weights(val_probs, val_y)
     total = sum(weights)
+    from fer_desktop.ensemble import sharpen
+    from training.calibrate import ece, fit_temperature
+
+    mean = {split: sum(w * p for w, p in zip(weights, probs)) / total
+            for split, probs in (("val", val_probs), ("test", test_probs))}
+    temperature = fit_temperature(np.log(np.clip(mean["val"], 1e-12, None)), val_y, "ece")
+    labels = {"val": val_y, "test": test_y}
     card = {
         "model": "ensemble",
         "weights": {n: round(w / total, 4) for n, w in zip(names, weights)},
         "chosen_on": chosen_on,
+        "temperature": round(temperature, 4),
+        "calibration": {"fitted_on": "val (PublicTest), expected calibration error", "bins": 15,
+                        **{f"{s}_ece_{when}": round(ece(sharpen(mean[s], t), labels[s]), 4)
+                           for when, t in (("before", 1.0), ("after", round(temperature, 4))) for s in mean}},
         "metrics": {"val_accuracy": accuracy(sum(w * p for w, p in zip(weights, val_probs)), val_y),
                     "test_accuracy": accuracy(sum(w * p for w, p in zip(weights, test_probs)), test_y),
                     "equal_weights_val_accuracy": accuracy(sum(val_probs), val_y),
