@@ -15,7 +15,7 @@ messages: the thread never dies of them. An error that repeats every frame is
 reported once and then at most every two seconds with its count, and a
 ``cleared`` event follows the first good frame after it.
 
-Heavy imports (mediapipe, torch) happen inside the threads, so creating a
+Heavy imports (mediapipe, ONNX Runtime, torch where it serves) happen inside the threads, so creating a
 worker is instant and the GUI can show its window first. No Qt here.
 """
 
@@ -114,7 +114,8 @@ class InferenceWorker:
     may be called from any thread.
     """
 
-    def __init__(self, *, model: str | None = None, device: str = "auto", backend: str = "auto", weights_dir=None,
+    def __init__(self, *, model: str | None = None, device: str = "auto", backend: str = "auto",
+                 weights_dir=None,
                  on_result: Callable[[InferenceResult], None] | None = None,
                  on_image: Callable[[ImageResult], None] | None = None,
                  on_event: Callable[[WorkerEvent], None] | None = None,
@@ -313,7 +314,9 @@ class InferenceWorker:
             if generation != self._generation:
                 return  # superseded by a newer request, or stopped
             self._pending = classifier
-            preload, self._preloaded = not self._preloaded, True
+            # Only where PyTorch serves: ONNX Runtime's models need none of that code.
+            preload = not self._preloaded and getattr(classifier, "backend", None) == "torch"
+            self._preloaded = self._preloaded or preload
         self._wake.set()
         if preload:  # imports only: not joined by stop(), so in a thread of its own
             threading.Thread(target=_preload_modules, name="preload model code", daemon=True).start()

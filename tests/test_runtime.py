@@ -246,3 +246,26 @@ def test_cuda_runs_pytorch_under_fp16_autocast():
     assert gpu.backend == "torch" and gpu.device.type == "cuda" and gpu.engine == "PyTorch fp16"
     cpu = load_classifier("baseline_cnn", device="cpu", backend="torch")
     np.testing.assert_allclose(gpu.predict(x), cpu.predict(x), atol=1e-2)  # fp16 arithmetic
+
+
+def test_the_live_worker_on_onnx_runtime_never_loads_torch(face_video):
+    """The window's inference thread, serving a shipped model on the CPU, loads no PyTorch code
+    (not even the model code it preloads for PyTorch's sake), though torch is installed here."""
+    code = (
+        "import sys, time\n"
+        "from fer_desktop.capture import FrameSource\n"
+        "from fer_desktop.inference import InferenceWorker\n"
+        "results = []\n"
+        f"source = FrameSource({str(face_video)!r}).start()\n"
+        "worker = InferenceWorker(model='resnet50_cbam', on_result=results.append)\n"
+        "worker.set_source(source)\n"
+        "worker.start()\n"
+        "deadline = time.monotonic() + 60\n"
+        "while len(results) < 5 and time.monotonic() < deadline:\n"
+        "    time.sleep(0.05)\n"
+        "time.sleep(1.0)  # the background preload, if any, has run by now\n"
+        "worker.stop(); source.stop()\n"
+        "print(len(results) >= 5, results[-1].faces[0].label if results else None, 'torch' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-3:] == ["True", "happy", "False"], out.stdout + out.stderr[-1000:]
