@@ -10,12 +10,14 @@ marked read-only), so it may cross threads without a copy.
 
 Video files are paced at their own frame rate and loop: the app shows a file
 like a camera that never ends (``loop=False`` ends cleanly with state
-``ended``). A source that fails to open or stops delivering (camera busy or
-unplugged, file removed), or whose reading raises anything at all (a driver
-bug, a corrupt frame), is reported through ``on_status`` and reopened with a
-back-off (``retry_interval``, doubling up to ``max_retry_interval`` while
-nothing is delivered) until it works again or the source is stopped: the
-capture thread itself never dies of an error.
+``ended``). A file that ends well before the frame count its header declares
+(a truncated download or copy) is reported once, with state ``incomplete``,
+and the frames it has keep looping. A source that fails to open or stops
+delivering (camera busy or unplugged, file removed), or whose reading raises
+anything at all (a driver bug, a corrupt frame), is reported through
+``on_status`` and reopened with a back-off (``retry_interval``, doubling up to
+``max_retry_interval`` while nothing is delivered) until it works again or the
+source is stopped: the capture thread itself never dies of an error.
 
 No Qt here: the GUI bridges the callbacks to signals.
 """
@@ -38,6 +40,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_FPS = 30.0  # for files that do not say, and for the display of cameras that do not
 MAX_CAMERA_FAILURES = 10  # consecutive failed reads before a camera counts as disconnected
+FRAME_COUNT_TOLERANCE = 2  # frames a file may fall short of its declared count (headers are approximate)
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,8 @@ class SourceStatus:
     """What a source is doing, for the user.
 
     state: ``opening``, ``playing``, ``error`` (cannot open or lost; retrying),
-    ``ended`` (a file without looping) or ``stopped``.
+    ``incomplete`` (a file that ended before its declared frame count; it goes
+    on looping what it has), ``ended`` (a file without looping) or ``stopped``.
     """
 
     state: str
@@ -128,6 +132,7 @@ class FrameSource:
         self.status = SourceStatus("stopped", "")
         self.frames_read = 0
         self._delivered = 0  # frames delivered since the source was last opened
+        self._short_of: tuple[int, int] | None = None  # (read, declared) when a file ended early
 
     @property
     def name(self) -> str:
@@ -224,6 +229,15 @@ class FrameSource:
         self.fps = float(fps) if fps and np.isfinite(fps) and 1.0 <= fps <= 240.0 else DEFAULT_FPS
         return cap
 
+    @staticmethod
+    def _declared_frames(cap: "cv2.VideoCapture") -> int:
+        """The frame count the file's header declares; 0 if it does not say."""
+        try:
+            count = cap.get(cv2.CAP_PROP_FRAME_COUNT)
+        except Exception:
+            return 0
+        return int(count) if count and np.isfinite(count) and count > 0 else 0
+
     def retry_delay(self, attempts: int) -> float:
         """Seconds before the next try after ``attempts`` consecutive tries that delivered nothing."""
         return min(self.retry_interval * 2 ** max(attempts - 1, 0), self.max_retry_interval)
@@ -245,14 +259,23 @@ class FrameSource:
             while not self._stop.is_set():
                 if not looping and not reconnecting:  # while retrying, the error stays on show
                     self._set_status("opening", f"opening {self.name}…")
-                outcome, delivered = self._attempt(reconnecting)
+                outcome, delivered = self._attempt(reconnecting, looping)
                 looping = False
                 if self._stop.is_set() or outcome == "stopped":
                     break
                 if outcome == "ended":
+                    early = None
+                    if self._short_of is not None:
+                        read, declared = self._short_of
+                        early = (f"{self.name} ended early: {read} of {declared} frames could be read "
+                                 "(the file is incomplete)")
                     if not self.loop:
-                        self._set_status("ended", f"{self.name}: end of video")
+                        self._set_status("ended", early or f"{self.name}: end of video")
                         break
+                    if early:  # the same status again is not repeated: later loops stay quiet
+                        self._set_status("incomplete", early)
+                    elif self.status.state == "incomplete":  # the file was completed since
+                        self._set_status("playing", f"playing {self.name}")
                     reconnecting, looping, attempts = False, True, 0  # a loop reopens the file quietly
                     continue
                 attempts = 1 if delivered else attempts + 1
@@ -266,7 +289,7 @@ class FrameSource:
             with self._cond:
                 self._cond.notify_all()
 
-    def _attempt(self, reconnecting: bool) -> tuple[str, int]:
+    def _attempt(self, reconnecting: bool, looping: bool = False) -> tuple[str, int]:
         """Open and play once: (``stopped``/``ended``/``lost``/``unopened``/``failed``, frames delivered)."""
         cap = None
         self._delivered = 0
@@ -274,7 +297,7 @@ class FrameSource:
             cap = self._open()
             if cap is None:
                 return "unopened", 0
-            return self._play(cap, reconnecting), self._delivered
+            return self._play(cap, reconnecting, looping), self._delivered
         except Exception as exc:  # anything from OpenCV or a driver: report, back off, retry
             log.exception("capture from %s failed", self.name)
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -287,8 +310,11 @@ class FrameSource:
                 except Exception:
                     log.exception("releasing %s failed", self.name)
 
-    def _play(self, cap: "cv2.VideoCapture", reconnecting: bool) -> str:
-        """Read frames until stopped (``stopped``), end of file (``ended``) or failure (``lost``)."""
+    def _play(self, cap: "cv2.VideoCapture", reconnecting: bool, looping: bool = False) -> str:
+        """Read frames until stopped (``stopped``), end of file (``ended``) or failure (``lost``).
+
+        At the end of a file, ``_short_of`` is set to (frames read, frames declared) if it ended early.
+        """
         period = 1.0 / self.fps
         next_time = time.monotonic()
         failures = 0
@@ -298,7 +324,12 @@ class FrameSource:
                 if not self.is_camera:
                     # A file that ends after playing is a normal end; one that
                     # gives nothing at all was removed or broken.
-                    return "ended" if self._delivered else "lost"
+                    if not self._delivered:
+                        return "lost"
+                    declared = self._declared_frames(cap)
+                    short = declared > self._delivered + FRAME_COUNT_TOLERANCE
+                    self._short_of = (self._delivered, declared) if short else None
+                    return "ended"
                 failures += 1
                 if failures >= MAX_CAMERA_FAILURES:
                     return "lost"
@@ -309,7 +340,7 @@ class FrameSource:
                 self.size = (image.shape[1], image.shape[0])
                 if reconnecting:
                     self._set_status("playing", f"{self.name} reconnected")
-                else:
+                elif not looping:  # a loop keeps the status of the pass before (incomplete stays said)
                     self._set_status("playing", f"playing {self.name}")
             self._delivered += 1
             if image.ndim == 2 or image.shape[2] != 3 or image.dtype != np.uint8:

@@ -4,6 +4,12 @@ The model file ships inside the package, so detection works offline. Only this
 module imports mediapipe.
 """
 
+import contextlib
+import os
+import re
+import sys
+import tempfile
+import threading
 from pathlib import Path
 
 import cv2
@@ -14,6 +20,65 @@ from fer_desktop.preprocessing import Box
 TILE_MIN_SCORE = 0.75  # tiles see more non-face texture close up: be stricter
 MIN_TILE = 160  # smallest tile side scanned in tiled mode, in pixels
 MODEL_PATH = Path(__file__).resolve().parent / "assets" / "face_detection_short_range.tflite"
+# MediaPipe's and LiteRT's C++ log lines (INFO, and warnings in absl's "W0000 ..." form).
+_NATIVE_NOISE = re.compile(rb"(INFO: |I0000 |W0000 |WARNING: Logging before InitGoogle\(\))")
+# LiteRT's warning that it copied an input tensor to align it: logged once per process, on
+# the first detection whose internal tensor happens to be misaligned (which one depends on
+# the heap). Until it has been seen, every detection is filtered.
+_ALIGNMENT_WARNING = b"memory is not aligned"
+_alignment_warning_seen = False
+_STDERR_LOCK = threading.RLock()  # one redirection of fd 2 at a time, so each restores the right one
+_capture = None  # the temporary file fd 2 goes to in native_logs_filtered
+
+
+@contextlib.contextmanager
+def native_logs_filtered(active: bool = True):
+    """Keep MediaPipe's and LiteRT's log lines out of stderr for the duration of the block.
+
+    They are written from C++ straight to fd 2 when a detector is created and closed, and
+    on a detection, and no setting turns them off (GLOG_minloglevel and TF_CPP_MIN_LOG_LEVEL
+    are not read). So fd 2 goes to a temporary file for the block; afterwards their lines are
+    dropped and anything else (another thread's message) is written to stderr. Only these
+    moments are filtered: a native crash anywhere else still shows its message.
+    """
+    global _alignment_warning_seen, _capture
+    if not active:
+        yield
+        return
+    with _STDERR_LOCK:
+        saved = None
+        try:
+            sys.stderr.flush()
+            if _capture is None:  # one file, emptied for each block (a new one costs 0.1 ms)
+                _capture = tempfile.TemporaryFile(buffering=0)
+            _capture.seek(0)
+            _capture.truncate()
+            saved = os.dup(2)
+            os.dup2(_capture.fileno(), 2)
+        except (OSError, ValueError, AttributeError):  # no fd 2 (a windowed app): nothing to filter
+            if saved is not None:
+                os.close(saved)
+                saved = None
+        try:
+            yield
+        finally:
+            if saved is not None:
+                with contextlib.suppress(OSError, ValueError, AttributeError):
+                    sys.stderr.flush()
+                os.dup2(saved, 2)
+                os.close(saved)
+                _capture.seek(0)
+                text = _capture.read()
+                _alignment_warning_seen = _alignment_warning_seen or _ALIGNMENT_WARNING in text
+                lines = text.splitlines(keepends=True)
+                kept = b"".join(line for line in lines if not _NATIVE_NOISE.match(line))
+                if kept:
+                    with contextlib.suppress(OSError):
+                        os.write(2, kept)
+
+
+def _native_logs_wanted(native_logs: bool | None) -> bool:
+    return bool(os.environ.get("FER_DESKTOP_DEBUG")) if native_logs is None else native_logs
 
 
 class FaceDetector:
@@ -21,19 +86,29 @@ class FaceDetector:
 
     Use it as a context manager, or call ``close()``: MediaPipe's own finaliser
     fails noisily at interpreter exit.
+
+    ``native_logs``: let MediaPipe's and LiteRT's C++ logs through to stderr (default:
+    only with the FER_DESKTOP_DEBUG environment variable set); see ``native_logs_filtered``.
     """
 
-    def __init__(self, min_confidence: float = 0.5, model_path: str | Path = MODEL_PATH) -> None:
-        import mediapipe as mp
-        from mediapipe.tasks.python import BaseOptions, vision
+    _detector = None
 
-        self._mp = mp
-        options = vision.FaceDetectorOptions(
-            base_options=BaseOptions(model_asset_path=str(model_path)),
-            running_mode=vision.RunningMode.IMAGE,
-            min_detection_confidence=min_confidence,
-        )
-        self._detector = vision.FaceDetector.create_from_options(options)
+    def __init__(self, min_confidence: float = 0.5, model_path: str | Path = MODEL_PATH,
+                 native_logs: bool | None = None) -> None:
+        self._quiet = not _native_logs_wanted(native_logs)
+        with native_logs_filtered(self._quiet):
+            import mediapipe as mp
+            from mediapipe.tasks.python import BaseOptions, vision
+
+            self._mp = mp
+            options = vision.FaceDetectorOptions(
+                base_options=BaseOptions(model_asset_path=str(model_path)),
+                running_mode=vision.RunningMode.IMAGE,
+                min_detection_confidence=min_confidence,
+            )
+            self._detector = vision.FaceDetector.create_from_options(options)
+            # A first detection: LiteRT's one warning is most often logged by it, here.
+            self._detect_once(np.zeros((64, 64, 3), np.uint8))
 
     def detect(self, frame: np.ndarray, tiled: bool = False) -> list[Box]:
         """Boxes of all faces in a BGR, BGRA or grayscale uint8 frame, best first.
@@ -42,6 +117,10 @@ class FaceDetector:
         a fifth of the frame are missed. ``tiled=True`` (for photos of groups) also
         scans overlapping tiles at several scales and merges the boxes.
         """
+        with native_logs_filtered(self._quiet and not _alignment_warning_seen):
+            return self._detect(frame, tiled)
+
+    def _detect(self, frame: np.ndarray, tiled: bool) -> list[Box]:
         if not tiled:
             return self._detect_once(frame)
         height, width = frame.shape[:2]
@@ -87,7 +166,8 @@ class FaceDetector:
 
     def close(self) -> None:
         if self._detector is not None:
-            self._detector.close()
+            with native_logs_filtered(self._quiet):  # LiteRT logs an INFO line here too
+                self._detector.close()
             self._detector = None
 
     def __enter__(self) -> "FaceDetector":

@@ -1,4 +1,4 @@
-"""The ensemble: every trained model at once, their probabilities averaged.
+"""The ensemble: every trained model at once, their probabilities (or calibrated logits) averaged.
 
 ``load_classifier("ensemble")`` loads each model that has weights (at least
 two) and returns an ``EnsembleClassifier``, which predicts like a single
@@ -16,6 +16,7 @@ import numpy as np
 ENSEMBLE = "ensemble"
 ENSEMBLE_TITLE = "All models (ensemble)"
 CARD_NAME = "ensemble.json"
+COMBINE = ("probabilities", "logits")
 
 
 def model_title(name: str) -> str:
@@ -51,15 +52,22 @@ def find_card(weights_dir=None) -> Path | None:
 
 
 def read_ensemble_card(weights_dir=None) -> dict:
-    """The ``ensemble.json`` found first in the weights folders, or {} (equal weights, not measured)."""
+    """The ``ensemble.json`` found first in the weights folders, or {} (equal weights, not measured).
+
+    An unreadable one gives ``{"problem": "<one line>"}``: the ensemble still serves, with equal
+    weights, and says why (``EnsembleClassifier.notice``) rather than refuse to serve.
+    """
     path = find_card(weights_dir)
     if path is None:
         return {}
     try:
         card = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}  # unreadable: fall back to equal weights rather than refuse to serve
-    return card if isinstance(card, dict) else {}
+    except (OSError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return {"problem": f"{path} is unreadable ({reason}); the models are weighted equally"}
+    if not isinstance(card, dict):
+        return {"problem": f"{path} is not an ensemble card; the models are weighted equally"}
+    return card
 
 
 class EnsembleClassifier:
@@ -68,7 +76,8 @@ class EnsembleClassifier:
     name = ENSEMBLE
     title = ENSEMBLE_TITLE
 
-    def __init__(self, members: list, weights: list[float] | None = None, card: dict | None = None) -> None:
+    def __init__(self, members: list, weights: list[float] | None = None, card: dict | None = None,
+                 notice: str | None = None) -> None:
         if len(members) < 2:
             raise ValueError("an ensemble needs at least two models")
         weights = [1.0] * len(members) if weights is None else [float(w) for w in weights]
@@ -80,14 +89,32 @@ class EnsembleClassifier:
         self.engine = members[0].engine
         self.card = {"model": ENSEMBLE, "members": [m.name for m in members],
                      "weights": dict(zip([m.name for m in members], self.weights.round(4).tolist())),
-                     **{k: v for k, v in (card or {}).items() if k in ("metrics", "chosen_on", "temperature")}}
+                     **{k: v for k, v in (card or {}).items()
+                        if k in ("metrics", "chosen_on", "temperature", "combine")}}
         # The mean of calibrated members is under-confident: its own temperature, fitted on PublicTest
         # (training.ensemble), sharpens it again (p ** (1 / T), renormalised).
         self.temperature = float(self.card.get("temperature", 1.0))
+        # "probabilities": the weighted mean of the members' probabilities; "logits": the weighted
+        # mean of their calibrated logits (log-probabilities), i.e. a normalised geometric mean.
+        self.combine = self.card.get("combine", "probabilities")
+        if self.combine not in COMBINE:
+            raise ValueError(f"unknown ensemble combination {self.combine!r}; expected one of {COMBINE}")
+        self.notice = notice  # one line for the user when the weights are not the measured ones
 
     def predict(self, faces) -> np.ndarray:
-        probs = np.sum([w * m.predict(faces) for m, w in zip(self.members, self.weights) if w > 0], axis=0)
-        return sharpen(probs, self.temperature).astype(np.float32)
+        member_probs = [(w, m.predict(faces)) for m, w in zip(self.members, self.weights) if w > 0]
+        return combine(member_probs, self.combine, self.temperature)
+
+
+def combine(weighted_probs: list, how: str = "probabilities", temperature: float = 1.0) -> np.ndarray:
+    """The ensemble's probabilities from ``[(weight, probs [N, 7]), ...]`` (weights summing to 1)."""
+    if how == "logits":
+        logp = np.sum([w * np.log(np.clip(p, 1e-12, None)) for w, p in weighted_probs], axis=0)
+        e = np.exp(logp - logp.max(axis=1, keepdims=True))
+        probs = e / e.sum(axis=1, keepdims=True)
+    else:
+        probs = np.sum([w * p for w, p in weighted_probs], axis=0)
+    return sharpen(probs, temperature).astype(np.float32)
 
 
 def sharpen(probs: np.ndarray, temperature: float) -> np.ndarray:
@@ -113,7 +140,11 @@ def load_ensemble(device: str | None = "auto", weights_dir=None, backend: str = 
     # since), do not apply: equal weights then, and no measured accuracy.
     current = {m.name: (m.card.get("metrics") or {}).get("val_accuracy") for m in members}
     weights = [card["weights"][m.name] for m in members] if card_applies(card, current) else None
-    return EnsembleClassifier(members, weights, card if weights is not None else {})
+    notice = card.get("problem")
+    if weights is None and notice is None and card:
+        notice = (f"{find_card(weights_dir)} was measured for other weights of its models "
+                  "(python -m training.ensemble measures it again); the models are weighted equally")
+    return EnsembleClassifier(members, weights, card if weights is not None else {}, notice)
 
 
 def card_applies(card: dict, current: dict) -> bool:
@@ -143,6 +174,8 @@ def describe_ensemble(weights_dir=None) -> str:
     accuracy = (card.get("metrics") or {}).get("test_accuracy")
     if card_applies(card, current) and isinstance(accuracy, (int, float)):
         text = f"{accuracy:.1%} on FER-2013's PrivateTest, " + text
+    elif card.get("problem"):
+        text += f"; {card['problem']}"
     return text
 
 

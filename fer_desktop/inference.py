@@ -10,10 +10,15 @@ Switching model loads the new classifier in a background thread while the old
 one keeps serving; the worker swaps them between two frames. One loader runs
 at a time and the newest request wins: requests made while it loads replace
 each other, and a load that is superseded is dropped before its warm-up.
-Failures (missing or corrupt weights, a broken frame) become ``WorkerEvent``
-messages: the thread never dies of them. An error that repeats every frame is
-reported once and then at most every two seconds with its count, and a
-``cleared`` event follows the first good frame after it.
+Failures (missing or corrupt weights, a broken frame, a fault anywhere in a
+round, such as in the tracker) become ``WorkerEvent`` messages: the thread
+never dies of them. An error that repeats every frame is reported once and
+then at most every two seconds with its count, and a ``cleared`` event follows
+the first good frame after it.
+
+Every result carries the generation of the source it was labelled from
+(``set_source`` starts a new one), so that a result still in flight when the
+source changes can be told apart and dropped.
 
 Heavy imports (mediapipe, ONNX Runtime, torch where it serves) happen inside the threads, so creating a
 worker is instant and the GUI can show its window first. No Qt here.
@@ -48,6 +53,7 @@ class InferenceResult:
     fps: float  # inference results per second (moving average)
     maps: dict[int, np.ndarray] = field(default_factory=dict)  # track id -> explanation map, when on
     image: np.ndarray | None = field(default=None, repr=False)  # the labelled frame (BGR; do not modify)
+    source_generation: int = 0  # InferenceWorker.source_generation when the frame's source was current
 
 
 @dataclass(frozen=True)
@@ -57,7 +63,7 @@ class ImageResult:
     path: str
     image: np.ndarray | None = None  # BGR uint8, owned by the receiver
     faces: list = field(default_factory=list)  # FaceResult, best first
-    whole_image: bool = False  # no face found: the whole image was classified
+    whole_image: bool = False  # no face found in a face-crop-sized image: the whole image was classified
     model: str = ""
     error: str | None = None
     maps: np.ndarray | None = None  # [N, 48, 48] explanation maps, one per face, when explaining is on
@@ -132,6 +138,7 @@ class InferenceWorker:
         self._stop = threading.Event()
         self._source = None
         self._source_changed = False
+        self._source_generation = 0  # bumped by every set_source
         self._images: list[str] = []
         self._classifier = None
         self._pending = None  # a loaded classifier waiting to be swapped in
@@ -140,12 +147,16 @@ class InferenceWorker:
         self._requested: tuple[str, int] | None = None  # the newest request not yet taken by the loader
         self._loader: threading.Thread | None = None  # at most one, alive while requests are waiting
         self._frame_errors = RepeatThrottle(interval=2.0)
+        self._loop_errors = RepeatThrottle(interval=2.0)  # anything else that fails in a round
         self._preloaded = False  # PRELOAD_MODULES imported (after the first model loaded)
         self._tracker = FaceTracker(enabled=smoothing)
         self._explain_request: tuple[str, float] | None = None  # (method, interval) while maps are on
         self._explainer = None  # its LiveExplainer, made in the inference thread (explain imports torch)
         self._explain_errors = RepeatThrottle(interval=2.0)
         self._thread: threading.Thread | None = None
+        self._last_id = 0  # of the last frame taken from the source
+        self._last_time: float | None = None  # of the last result
+        self._fps = 0.0
         self.results = 0
         if model:
             self.request_model(model)
@@ -161,9 +172,14 @@ class InferenceWorker:
         return self
 
     def stop(self, timeout: float = 2.0) -> bool:
-        """Stop cooperatively; True if the worker and its loader ended within ``timeout`` s.
+        """Stop cooperatively; True if the inference thread ended within ``timeout`` s.
 
-        A model still loading is abandoned at its next check (before its warm-up).
+        A model still loading stops at its next check (before reading, before its
+        warm-up, before being swapped in); it is waited for within the same
+        ``timeout``. Reading a model file cannot be interrupted: a loader still
+        reading then is abandoned (a daemon thread; the model is discarded when
+        the read ends) and does not count against the result. ``loader_running``
+        tells whether it is still there.
         """
         deadline = time.monotonic() + timeout
         self._stop.set()
@@ -178,8 +194,15 @@ class InferenceWorker:
             ok = not self._thread.is_alive()
         if loader is not None:
             loader.join(max(0.0, deadline - time.monotonic()))
-            ok = ok and not loader.is_alive()
+            if loader.is_alive():
+                log.debug("a model is still loading; abandoned (its result will be discarded)")
         return ok
+
+    @property
+    def loader_running(self) -> bool:
+        """Whether a model loader thread is alive (loading, or abandoned mid-read after ``stop``)."""
+        loader = self._loader
+        return loader is not None and loader.is_alive()
 
     @property
     def running(self) -> bool:
@@ -195,11 +218,20 @@ class InferenceWorker:
         return self._loading
 
     def set_source(self, source) -> None:
-        """Label frames of ``source`` (a ``FrameSource``) from now on; None pauses."""
+        """Label frames of ``source`` (a ``FrameSource``) from now on; None pauses.
+
+        Starts a new ``source_generation``: results of the previous source still in flight carry the old one.
+        """
         with self._lock:
             self._source = source
             self._source_changed = True
+            self._source_generation += 1
         self._wake.set()
+
+    @property
+    def source_generation(self) -> int:
+        """The generation of the current source; results labelled from it carry the same number."""
+        return self._source_generation
 
     def set_smoothing(self, enabled: bool) -> None:
         self._tracker.enabled = bool(enabled)
@@ -298,6 +330,8 @@ class InferenceWorker:
 
     def _load(self, name: str, generation: int) -> None:
         try:
+            if self._superseded(generation):
+                return  # a newer request or stop came before reading began
             classifier = self._load_classifier(name)
             if self._superseded(generation):
                 return  # a newer request or stop came while reading: skip the warm-up
@@ -331,6 +365,8 @@ class InferenceWorker:
         self._tracker.restart_averages()
         where = f"{classifier.device.type}, {classifier.engine}"
         self._emit(WorkerEvent("model", f"{classifier.title} on {where}", model=classifier.name, device=where))
+        if getattr(classifier, "notice", None):  # e.g. an ensemble served without its measured weights
+            self._emit(WorkerEvent("info", classifier.notice))
 
     def _run(self) -> None:
         detector = None
@@ -345,51 +381,63 @@ class InferenceWorker:
             self._emit(WorkerEvent("error", f"face detector failed to start: {_one_line(exc)}"))
         else:
             self._emit(WorkerEvent("ready", "face detector ready"))
-        last_id = 0
-        last_time = None
-        fps = 0.0
         try:
             while not self._stop.is_set():
-                self._swap_model()
-                with self._lock:
-                    images, self._images = self._images, []
-                    source = self._source
-                    if self._source_changed:
-                        self._source_changed, last_id, last_time = False, 0, None
-                        self._tracker.reset()
-                        if detector is not None:
-                            detector.reset()
-                for path in images:
-                    self._label_image(detector, path)
-                if source is None or self._classifier is None or detector is None:
-                    self._wake.wait(0.1)
-                    self._wake.clear()
-                    continue
-                frame = source.wait_frame(last_id, timeout=0.1)
-                if frame is None:
-                    continue
-                last_id = frame.id
-                result = self._label_frame(detector, frame)
-                if result is None:
-                    continue
-                now = time.monotonic()
-                if last_time is not None and now > last_time:
-                    rate = 1.0 / (now - last_time)
-                    fps = rate if fps == 0.0 else 0.8 * fps + 0.2 * rate
-                last_time = now
-                clf = self._classifier
-                self.results += 1
-                faces = self._tracker.update(result.faces, now)
-                maps = self._live_maps(clf, faces, result)
-                out = InferenceResult(
-                    frame_id=frame.id, frame_size=(frame.image.shape[1], frame.image.shape[0]),
-                    faces=faces, model=clf.name, device=clf.device.type, timings_ms=result.timings_ms,
-                    latency_ms=(time.monotonic() - frame.timestamp) * 1e3, fps=fps, maps=maps,
-                    image=frame.image)
-                self._notify(self._on_result, out, "on_result")
+                try:
+                    self._round(detector)
+                except Exception as exc:  # e.g. in the tracker: say so, and go on with the next frame
+                    log.debug("inference round failed", exc_info=True)
+                    message = self._loop_errors(f"inference failed: {_one_line(exc)}")
+                    if message is not None:
+                        self._emit(WorkerEvent("error", message))
+                    self._stop.wait(0.05)  # an error that repeats at once must not spin the CPU
         finally:
             if detector is not None:
                 detector.close()
+
+    def _round(self, detector) -> None:
+        """One round of the loop: swap in a loaded model, label waiting images, then the newest frame."""
+        self._swap_model()
+        with self._lock:
+            images, self._images = self._images, []
+            source = self._source
+            generation = self._source_generation
+            if self._source_changed:
+                self._source_changed, self._last_id, self._last_time = False, 0, None
+                self._tracker.reset()
+                if detector is not None:
+                    detector.reset()
+        for path in images:
+            self._label_image(detector, path)
+        if source is None or self._classifier is None or detector is None:
+            self._wake.wait(0.1)
+            self._wake.clear()
+            return
+        frame = source.wait_frame(self._last_id, timeout=0.1)
+        if frame is None:
+            return
+        self._last_id = frame.id
+        result = self._label_frame(detector, frame)
+        if result is None:
+            return
+        now = time.monotonic()
+        if self._last_time is not None and now > self._last_time:
+            rate = 1.0 / (now - self._last_time)
+            self._fps = rate if self._fps == 0.0 else 0.8 * self._fps + 0.2 * rate
+        self._last_time = now
+        clf = self._classifier
+        self.results += 1
+        faces = self._tracker.update(result.faces, now)
+        maps = self._live_maps(clf, faces, result)
+        out = InferenceResult(
+            frame_id=frame.id, frame_size=(frame.image.shape[1], frame.image.shape[0]),
+            faces=faces, model=clf.name, device=clf.device.type, timings_ms=result.timings_ms,
+            latency_ms=(time.monotonic() - frame.timestamp) * 1e3, fps=self._fps, maps=maps,
+            image=frame.image, source_generation=generation)
+        if self._loop_errors.active:
+            self._loop_errors.reset()
+            self._emit(WorkerEvent("cleared", "frames are labelled again"))
+        self._notify(self._on_result, out, "on_result")
 
     def _label_frame(self, detector, frame):
         from fer_desktop.pipeline import FramePipeline
@@ -449,7 +497,7 @@ class InferenceWorker:
 
     def _label_image(self, detector, path: str) -> None:
         from fer_desktop.image_io import ImageError, read_image
-        from fer_desktop.pipeline import FramePipeline
+        from fer_desktop.pipeline import FramePipeline, looks_like_face_crop
 
         name = Path(path).name
         if detector is None:
@@ -461,7 +509,9 @@ class InferenceWorker:
             try:
                 image = read_image(path)
                 pipeline = FramePipeline(_Tiled(detector), self._classifier)
-                frame_result = pipeline(image, whole_image_fallback=True)
+                # No face found: a photo stays unlabelled; a face crop (a FER-style image) is one face.
+                height, width = image.shape[:2]
+                frame_result = pipeline(image, whole_image_fallback=looks_like_face_crop(width, height))
                 result = ImageResult(path, image=image, faces=frame_result.faces,
                                      whole_image=frame_result.whole_image, model=self._classifier.name,
                                      maps=self._image_maps(frame_result.crops))

@@ -13,6 +13,20 @@ from fer_desktop.emotions import EMOTIONS
 from fer_desktop.preprocessing import Box, crop_faces, whole_image_face
 
 
+# An image with no detected face is classified as a whole only if it looks like a face
+# crop already (FER-2013's are 48x48, RAF-DB's 100x100, AffectNet's 224x224): at most
+# FACE_CROP_MAX_SIDE pixels a side and near-square. A tight crop has too little around
+# the face for the detector; a photo of anything else would get an emotion it does not have.
+FACE_CROP_MAX_SIDE = 256
+FACE_CROP_MAX_ASPECT = 1.25  # longer side / shorter side
+
+
+def looks_like_face_crop(width: int, height: int) -> bool:
+    """Whether an image of this size is taken for a face crop (see FACE_CROP_MAX_SIDE)."""
+    longer, shorter = max(width, height), min(width, height)
+    return 0 < shorter and longer <= FACE_CROP_MAX_SIDE and longer <= FACE_CROP_MAX_ASPECT * shorter
+
+
 class TopEmotion:
     """``label`` and ``confidence`` of anything with seven ``probs``."""
 
@@ -58,7 +72,11 @@ class FramePipeline:
         self.classifier = classifier
 
     def __call__(self, frame: np.ndarray, whole_image_fallback: bool = False, tiled: bool = False) -> FrameResult:
-        """``tiled=True`` (photos of groups) also finds small faces; see ``FaceDetector.detect``."""
+        """``tiled=True`` (photos of groups) also finds small faces; see ``FaceDetector.detect``.
+
+        ``whole_image_fallback``: with no face detected, classify the whole frame as one face
+        (``looks_like_face_crop`` says for which images that makes sense).
+        """
         t0 = time.perf_counter()
         boxes = self.detector.detect(frame, tiled=tiled) if tiled else self.detector.detect(frame)
         t1 = time.perf_counter()

@@ -13,6 +13,20 @@ import numpy as np
 import pytest
 
 DATA = Path(__file__).resolve().parent / "data"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ctrl_c_reaches_the_programs_under_test():
+    """A shell that starts the suite in the background (``pytest &``) makes it ignore SIGINT, and
+    the programs it starts inherit that: Ctrl-C tests would then see no Ctrl-C. Undo it here."""
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        yield
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    else:
+        yield
 FACE_IMAGE = DATA / "astronaut.jpg"
 
 

@@ -9,10 +9,31 @@ import pytest
 MODELS = ["baseline_cnn", "attention_cnn", "resnet50", "resnet50_cbam"]
 
 
-def test_emotions_in_fer2013_order():
+@pytest.mark.parametrize("name", MODELS)
+def test_emotions_are_in_the_order_the_shipped_weights_were_trained_in(name):
+    """A reordered EMOTIONS would put every label on the wrong bar: the shipped cards refuse it."""
+    from fer_desktop import EMOTIONS
+    import json
+
+    from fer_desktop.weights import find_weights
+
+    path = find_weights(name)
+    if path is None:
+        pytest.skip(f"no shipped {name} weights")
+    assert tuple(json.loads(path.with_suffix(".json").read_text())["classes"]) == EMOTIONS
+
+
+@pytest.mark.dataset
+def test_emotions_are_the_datasets_label_order():
+    import os
+
     from fer_desktop import EMOTIONS
 
-    assert EMOTIONS == ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+    path = os.environ.get("FER2013_NPZ")
+    if not path:
+        pytest.skip("FER2013_NPZ not set")
+    with np.load(path) as data:
+        assert tuple(str(name).lower() for name in data["class_names"]) == EMOTIONS
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +167,17 @@ def test_the_ensemble_averages_every_trained_model(cnn_weights_dir, tmp_path, no
     (folder / "ensemble.json").write_text(json.dumps(card))
     stale = load_classifier("ensemble", device="cpu", weights_dir=folder)
     np.testing.assert_allclose(stale.predict(faces), ensemble.predict(faces), atol=1e-6)
-    assert "metrics" not in stale.card
+    assert "metrics" not in stale.card and "measured for other weights" in stale.notice
+    assert weighted.notice is None
+    # Unreadable: still served with equal weights, and it says why.
+    (folder / "ensemble.json").write_text('{"weights": {"baseline_cnn": 3')
+    broken = load_classifier("ensemble", device="cpu", weights_dir=folder)
+    np.testing.assert_allclose(broken.predict(faces), ensemble.predict(faces), atol=1e-6)
+    assert "ensemble.json is unreadable" in broken.notice and "weighted equally" in broken.notice
+    assert "\n" not in broken.notice
+    from fer_desktop.ensemble import describe_ensemble
+
+    assert "ensemble.json is unreadable" in describe_ensemble(folder)
 
     for name in ("attention_cnn.safetensors", "attention_cnn.json"):
         (folder / name).unlink()

@@ -4,8 +4,10 @@ This catches what offscreen tests cannot: OpenCV's bundled Qt plugins clashing
 with PySide6's, missing xcb libraries, and overlays that never reach the screen.
 """
 
+import csv
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -42,14 +44,19 @@ def xvfb_display():
             server.kill()
 
 
+def app_env(display, **extra):
+    env = dict(os.environ)
+    env.update(DISPLAY=display, QT_QPA_PLATFORM="xcb", **extra)
+    for var in ("QT_QPA_PLATFORM_PLUGIN_PATH", "QT_QPA_FONTDIR", "WAYLAND_DISPLAY", "OPENCV_FFMPEG_LOGLEVEL"):
+        env.pop(var, None)
+    return env
+
+
 def run_app(display, tmp_path, video, weights_dir, *extra):
     """The app on xcb until 5 results with faces; returns (screenshot, labels of the last result, log)."""
     shot = tmp_path / "window.png"
-    env = dict(os.environ)
-    env.update(DISPLAY=display, QT_QPA_PLATFORM="xcb", FER_DESKTOP_SMOKE_SCREENSHOT=str(shot),
-               FER_DESKTOP_SMOKE_RESULTS="5", FER_DESKTOP_SMOKE_TIMEOUT="150")
-    for var in ("QT_QPA_PLATFORM_PLUGIN_PATH", "QT_QPA_FONTDIR", "WAYLAND_DISPLAY"):
-        env.pop(var, None)
+    env = app_env(display, FER_DESKTOP_SMOKE_SCREENSHOT=str(shot), FER_DESKTOP_SMOKE_RESULTS="5",
+                  FER_DESKTOP_SMOKE_TIMEOUT="150")
     proc = subprocess.run(
         [sys.executable, "-m", "fer_desktop", "--source", str(video),
          "--weights-dir", str(weights_dir), "--model", "baseline_cnn", "--device", "cpu", *extra],
@@ -88,3 +95,80 @@ def test_real_window_on_xcb_draws_explanation_maps(xvfb_display, tmp_path, grey_
     image, _, log = run_app(xvfb_display, tmp_path, grey_group_video, cnn_weights_dir, "--explain")
     # Two faces' crops, each over 150 px square on screen, covered by a heat map.
     assert colourful_pixels(image) >= 35000, log
+
+
+def recorded_rows(folder) -> list[dict]:
+    """The rows on disk so far of the recording in ``folder`` (none before it starts)."""
+    files = sorted(folder.glob("*.csv"))
+    if not files:
+        return []
+    with open(files[0], newline="", encoding="utf-8") as f:
+        return [row for row in csv.DictReader(f) if row.get("model")]  # whole rows only
+
+
+def start_recording_app(display, video, weights_dir, record_dir):
+    """The real app under Xvfb, recording the CSV and the annotated MP4 from the start."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "fer_desktop", "--source", str(video), "--weights-dir", str(weights_dir),
+         "--model", "baseline_cnn", "--device", "cpu", "--record", "--record-video",
+         "--record-dir", str(record_dir)],
+        env=app_env(display), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def stop_with(proc, signum):
+    """Send ``signum`` and wait for the app to exit; its stderr."""
+    proc.send_signal(signum)
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+        pytest.fail(f"the app ignored signal {signum}: {err[-2000:]}")
+    return err
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_and_sigterm_close_the_window_and_finish_the_recording(xvfb_display, tmp_path, face_video,
+                                                                     cnn_weights_dir, signum):
+    from conftest import read_video, wait_for
+
+    record_dir = tmp_path / "rec"
+    proc = start_recording_app(xvfb_display, face_video, cnn_weights_dir, record_dir)
+    try:
+        assert wait_for(lambda: len(recorded_rows(record_dir)) >= 5 or proc.poll() is not None, timeout=150)
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        # Old code: Ctrl-C printed a KeyboardInterrupt traceback and the app kept running; SIGTERM
+        # killed it with the MP4 unfinished.
+        err = stop_with(proc, signum)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 128 + signum, err[-2000:]
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err[-2000:]
+    csv_path = next(record_dir.glob("*.csv"))
+    rows = recorded_rows(record_dir)
+    assert len(rows) >= 5 and csv_path.read_text(encoding="utf-8").endswith("\n")  # closed after a whole row
+    frames = read_video(csv_path.with_suffix(".mp4"))  # finalised: OpenCV reads it
+    assert frames[0].shape == (360, 640, 3)
+
+
+def test_a_truncated_video_prints_nothing_from_ffmpeg(xvfb_display, tmp_path, cnn_weights_dir):
+    from conftest import wait_for
+    from test_capture import make_truncated_video
+
+    clip, readable = make_truncated_video(tmp_path / "cut.mp4")
+    record_dir = tmp_path / "rec"
+    proc = start_recording_app(xvfb_display, clip, cnn_weights_dir, record_dir)
+    try:
+        # Frame numbers keep counting across loops: wait for the third pass over the file.
+        assert wait_for(lambda: any(int(r["frame"]) > 2 * readable for r in recorded_rows(record_dir))
+                        or proc.poll() is not None, timeout=150)
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        err = stop_with(proc, signal.SIGTERM)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    # Old code: FFmpeg's "partial file" lines on every pass; the window says it once instead.
+    assert "partial file" not in err and "damaged" not in err, err[-2000:]

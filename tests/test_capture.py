@@ -86,7 +86,7 @@ def test_file_loops(tmp_path, face_video):
     src = FrameSource(short, on_frame=rec.frame, on_status=rec.status).start()
     try:
         assert wait_for(lambda: len(rec.frames) >= 8)
-        assert "error" not in rec.states() and "ended" not in rec.states()
+        assert not {"error", "ended", "incomplete"} & set(rec.states())
     finally:
         src.stop()
 
@@ -115,9 +115,7 @@ def test_absent_camera_is_reported_and_stop_is_quick():
     assert wait_for(lambda: "error" in rec.states())
     message = [s for s in rec.statuses if s.state == "error"][0].message
     assert "camera 7" in message and "not found" in message
-    t0 = time.monotonic()
     assert src.stop(timeout=2.0)
-    assert time.monotonic() - t0 < 2.0
 
 
 def test_lost_source_reconnects(tmp_path, face_video):
@@ -197,12 +195,12 @@ def test_a_listener_that_raises_is_logged_not_swallowed(face_video, caplog):
 
 def test_switching_source_neither_blocks_nor_opens_a_device_still_held(face_video):
     events = []
-    old = FrameSource(face_video, open_capture=lambda s: FaultyCapture(s, release_delay=0.6, log=events)).start()
+    old = FrameSource(face_video, open_capture=lambda s: FaultyCapture(s, release_delay=2.0, log=events)).start()
     assert wait_for(lambda: old.frames_read >= 2)
-    t0 = time.monotonic()
     assert old.stop(timeout=0) is False  # asked to stop; still releasing
     new = FrameSource(face_video, after=old, open_capture=lambda s: FaultyCapture(s, log=events)).start()
-    assert time.monotonic() - t0 < 0.2  # the caller (the GUI thread) never waits for the old device
+    # The caller (the GUI thread) never waits for the old device: it has not let go yet.
+    assert [k for k, _ in events] == ["open"]
     try:
         assert wait_for(lambda: new.frames_read >= 2)
         kinds = [k for k, _ in events]
@@ -213,3 +211,69 @@ def test_switching_source_neither_blocks_nor_opens_a_device_still_held(face_vide
 
 def test_probing_an_absent_camera_never_raises():
     assert probe_camera(9) is False
+
+
+def _boxes(data: bytes, start: int, end: int):
+    """(kind, offset, size) of the MP4 boxes in ``data[start:end]``."""
+    import struct
+
+    while start < end:
+        size, kind = struct.unpack(">I4s", data[start:start + 8])
+        yield kind, start, size
+        start += size
+
+
+def make_truncated_video(path, frames: int = 472, keep: int = 40_000):
+    """A video cut short, as a download stopped half-way: (path, frames still readable).
+
+    An MP4 with its index (``moov``) first, as cameras and ``-movflags faststart`` write them, so the
+    header still declares ``frames`` frames; then only its first ``keep`` bytes.
+    """
+    import struct
+    from pathlib import Path
+
+    import cv2
+    from conftest import write_video
+
+    path = Path(path)
+    data = write_video(path.with_name("whole.mp4"), frames=frames).read_bytes()
+    top = {kind: (i, size) for kind, i, size in _boxes(data, 0, len(data))}
+    (moov_at, moov_size), (mdat_at, mdat_size) = top[b"moov"], top[b"mdat"]
+    moov = bytearray(data[moov_at:moov_at + moov_size])
+
+    def shift_chunk_offsets(start, end):  # the samples move by the moov's size
+        for kind, i, size in _boxes(moov, start, end):
+            if kind in (b"trak", b"mdia", b"minf", b"stbl"):
+                shift_chunk_offsets(i + 8, i + size)
+            elif kind == b"stco":
+                (count,) = struct.unpack(">I", moov[i + 12:i + 16])
+                for j in range(i + 16, i + 16 + 4 * count, 4):
+                    struct.pack_into(">I", moov, j, struct.unpack(">I", moov[j:j + 4])[0] + moov_size)
+    shift_chunk_offsets(8, moov_size)
+    whole = data[:mdat_at] + bytes(moov) + data[mdat_at:mdat_at + mdat_size]
+    path.write_bytes(whole[:keep])
+    cap = cv2.VideoCapture(str(path))
+    assert cap.get(cv2.CAP_PROP_FRAME_COUNT) == frames
+    readable = 0
+    while cap.read()[0]:
+        readable += 1
+    cap.release()
+    assert 0 < readable < frames - 10
+    return path, readable
+
+
+def test_a_truncated_file_is_reported_once_and_what_it_has_keeps_looping(tmp_path):
+    import re
+
+    clip, readable = make_truncated_video(tmp_path / "cut.mp4")
+    rec = Recorder()
+    src = FrameSource(clip, on_frame=rec.frame, on_status=rec.status).start()
+    try:
+        assert wait_for(lambda: len(rec.frames) > 2 * readable + 2, timeout=30)  # three passes
+        incomplete = [s.message for s in rec.statuses if s.state == "incomplete"]
+        assert len(incomplete) == 1, rec.statuses  # said once, not once per loop
+        assert re.fullmatch(rf"cut.mp4 ended early: {readable} of 472 frames could be read "
+                            r"\(the file is incomplete\)", incomplete[0])
+        assert "error" not in rec.states() and rec.states()[-1] == "incomplete"
+    finally:
+        assert src.stop(timeout=2.0)

@@ -1,13 +1,16 @@
 """Face detection with the real MediaPipe model bundled in the package."""
 
 import hashlib
+import os
 import re
+import subprocess
+import sys
 
 import cv2
 import numpy as np
 import pytest
 
-from fer_desktop.detection import MODEL_PATH, FaceDetector, merge_boxes
+from fer_desktop.detection import MODEL_PATH, FaceDetector, merge_boxes, native_logs_filtered
 from fer_desktop.preprocessing import Box
 
 
@@ -79,3 +82,40 @@ def test_bundled_model_matches_its_documented_sha256():
     documented = re.search(r"sha256: `([0-9a-f]{64})`", readme).group(1)
     assert hashlib.sha256(MODEL_PATH.read_bytes()).hexdigest() == documented
     assert (MODEL_PATH.parent / "LICENSE.mediapipe").is_file()
+
+
+def test_native_logs_filtered_drops_mediapipe_lines_and_keeps_the_rest(capfd):
+    with native_logs_filtered():
+        os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n"
+                    b"WARNING: Logging before InitGoogle() is written to STDERR\n"
+                    b"W0000 00:00:1796575646.359232    4614 inference_runner_litert.cc:1433] Input tensor\n"
+                    b"E0000 an error of another library\n")
+        os.write(2, b"a message of the program's own\n")
+    os.write(2, b"INFO: after the block, nothing is filtered\n")
+    assert capfd.readouterr().err == ("E0000 an error of another library\na message of the program's own\n"
+                                      "INFO: after the block, nothing is filtered\n")
+
+
+def test_the_detector_keeps_mediapipe_logs_off_stderr(tmp_path, face_video):
+    # In a fresh process, as the app and fer-predict run it: created, detecting (PyTorch loaded first
+    # moves LiteRT's one alignment warning from the first detection to a later one), closed.
+    code = ("import importlib.util, sys\n"
+            "if importlib.util.find_spec('torch'):\n"
+            "    import torch\n"
+            "sys.path.insert(0, sys.argv[2])\n"
+            "from conftest import read_video\n"
+            "from fer_desktop.detection import FaceDetector\n"
+            "frames = read_video(sys.argv[1])\n"
+            "with FaceDetector() as detector:\n"
+            "    found = [len(detector.detect(frame)) for frame in frames]\n"
+            "    found.append(len(detector.detect(frames[0], tiled=True)))\n"
+            "print(sum(found))\n")
+    tests = os.path.dirname(os.path.abspath(__file__))
+    args = [sys.executable, "-c", code, str(face_video), tests]
+    quiet = subprocess.run(args, capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "FER_DESKTOP_DEBUG": ""})
+    assert quiet.returncode == 0 and int(quiet.stdout) == 46  # one face in each of the 45 frames, and tiled
+    assert quiet.stderr == ""
+    debug = subprocess.run(args, capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "FER_DESKTOP_DEBUG": "1"})
+    assert "INFO" in debug.stderr  # FER_DESKTOP_DEBUG lets them through

@@ -51,12 +51,14 @@ def test_image_with_one_face_json(files, cnn_weights_dir, capsys):
     assert face["label"] == max(face["probabilities"], key=face["probabilities"].get)
 
 
-def test_group_image_table_and_blank_image_fallback(files, cnn_weights_dir, capsys):
+def test_group_image_table_and_blank_image_without_a_face(files, cnn_weights_dir, capsys):
     assert _cli(files / "group.png", files / "blank.png", weights=cnn_weights_dir) == 0
     out = capsys.readouterr().out
     group, blank = out.split(str(files / "blank.png"))
     assert sum(line.strip().startswith("0 ") for line in group.splitlines()) == 8
-    assert "whole image" in blank
+    assert "no face found" in blank and "whole image" not in blank and "%" not in blank
+    assert _cli(files / "blank.png", "--whole-image", weights=cnn_weights_dir) == 0  # asked for
+    assert "whole image" in capsys.readouterr().out
 
 
 def test_video_csv_one_row_per_frame_and_face(face_video, cnn_weights_dir, tmp_path):
@@ -106,7 +108,8 @@ def test_bad_files_among_good_ones(files, cnn_weights_dir, tmp_path, capsys):
     assert [r["path"].rsplit("/", 1)[-1].rsplit(os.sep, 1)[-1] for r in records] == ["face.jpg", "group.png"]
     assert len(records[1]["faces"]) == 8
     lines = _one_line_each(out.err, 3)
-    assert "bad.jpg" in lines[0] and "missing.png" in lines[1] and "empty.mp4" in lines[2]
+    # Missing and empty files are found before the model loads, hence first.
+    assert "missing.png" in lines[0] and "empty.mp4" in lines[1] and "bad.jpg" in lines[2]
     assert sorted(p.name for p in annotate.iterdir()) == ["face.annotated.png", "group.annotated.png"]
     assert cv2.imread(str(annotate / "group.annotated.png")).shape == (640, 960, 3)
 
@@ -288,3 +291,262 @@ def test_explain_blends_maps_into_the_annotated_copies(files, cnn_weights_dir, t
     assert _cli(files / "face.jpg", "--annotate", explained, "--explain", "attention",
                 weights=cnn_weights_dir) == 3  # baseline_cnn has no attention of its own
     assert "no spatial attention" in _one_line_each(capsys.readouterr().err, 1)[0]
+
+
+# ---------------------------------------------------------------- large photos, no-face photos
+
+def _landscape() -> np.ndarray:
+    """900x600: a sky, snowy mountains, a meadow; no face anywhere."""
+    image = np.zeros((600, 900, 3), np.uint8)
+    image[:] = np.linspace(250, 170, 600)[:, None, None] * np.array([1.0, 0.85, 0.55])  # sky (BGR)
+    peaks = [[0, 420], [180, 170], [330, 330], [520, 110], [700, 300], [900, 200], [900, 600], [0, 600]]
+    cv2.fillPoly(image, [np.array(peaks)], (95, 100, 110))
+    snow = [[[130, 230], [180, 170], [230, 230]], [[460, 190], [520, 110], [580, 190]]]
+    cv2.fillPoly(image, [np.array(cap) for cap in snow], (245, 245, 245))
+    image[470:] = (40, 140, 70)
+    noise = np.random.default_rng(3).normal(0, 6, image.shape)
+    return np.clip(image + noise, 0, 255).astype(np.uint8)
+
+
+def test_a_photo_without_a_face_gets_no_face_found_in_every_format(tmp_path, cnn_weights_dir, capsys):
+    photo = tmp_path / "mountains.jpg"
+    cv2.imwrite(str(photo), _landscape())
+    assert _cli(photo, weights=cnn_weights_dir) == 0
+    table = capsys.readouterr().out
+    assert "no face found" in table and "%" not in table and "whole" not in table
+    assert _cli(photo, "--json", weights=cnn_weights_dir) == 0
+    (record,) = json.loads(capsys.readouterr().out)
+    assert record["faces"] == [] and record["whole_image"] is False and record["size"] == [900, 600]
+    assert _cli(photo, "--csv", tmp_path / "rows.csv", weights=cnn_weights_dir) == 0
+    with open(tmp_path / "rows.csv", newline="") as f:
+        (row,) = csv.DictReader(f)
+    assert row["path"] == str(photo) and row["frame"] == "0"
+    assert row["face"] == row["label"] == row["angry"] == ""  # one row, with empty face fields
+    # Asked for, the whole photo is classified, and marked so.
+    assert _cli(photo, "--whole-image", "--json", weights=cnn_weights_dir) == 0
+    (record,) = json.loads(capsys.readouterr().out)
+    (face,) = record["faces"]
+    assert record["whole_image"] is True and face["box"] == [0, 0, 900, 600] and face["score"] is None
+
+
+def test_a_small_square_image_is_taken_for_a_face_crop(tmp_path, cnn_weights_dir, capsys):
+    from fer_desktop.pipeline import looks_like_face_crop
+
+    # FER-2013's 48x48, RAF-DB's 100x100, AffectNet's 224x224 are crops; photos and banners are not.
+    assert all(looks_like_face_crop(s, s) for s in (48, 100, 224, 256))
+    assert looks_like_face_crop(200, 160) and not looks_like_face_crop(200, 150)
+    assert not looks_like_face_crop(257, 257) and not looks_like_face_crop(160, 120)
+    assert not looks_like_face_crop(0, 0)
+    crop = tmp_path / "crop.png"  # too tight and too grey for the detector: only the rule classifies it
+    cv2.imwrite(str(crop), np.full((48, 48), 128, np.uint8))
+    assert _cli(crop, "--json", weights=cnn_weights_dir) == 0
+    (record,) = json.loads(capsys.readouterr().out)
+    assert record["whole_image"] is True and record["faces"][0]["box"] == [0, 0, 48, 48]
+
+
+@pytest.mark.slow
+def test_boxes_of_a_large_photo_are_in_its_own_pixels(tmp_path, cnn_weights_dir, capsys):
+    from conftest import load_face_image
+
+    # A 10000x8000 photo (read at 4096x3277) with the test face, 4x enlarged, at (6000, 5000).
+    photo = np.full((8000, 10000, 3), 110, np.uint8)
+    photo[5000:6280, 6000:7280] = cv2.resize(load_face_image(), (1280, 1280), interpolation=cv2.INTER_CUBIC)
+    path = tmp_path / "IMG_big.jpg"
+    cv2.imwrite(str(path), photo, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    del photo
+    annotate = tmp_path / "out"
+    assert _cli(path, "--json", "--annotate", annotate, weights=cnn_weights_dir) == 0
+    (record,) = json.loads(capsys.readouterr().out)
+    assert record["size"] == [10000, 8000]
+    (face,) = record["faces"]
+    x, y, w, h = face["box"]
+    # The face's box in the 320-pixel photo is about (95, 62, 81, 81): here 4x that, plus the offset.
+    assert abs(x - (6000 + 4 * 95)) < 50 and abs(y - (5000 + 4 * 62)) < 50, face["box"]
+    assert abs(w - 4 * 81) < 50 and abs(h - 4 * 81) < 50, face["box"]
+    # The annotated copy is drawn at the size the photo was read at, and says so.
+    copy = record["annotated"]
+    assert copy["size"] == [4096, 3277] and copy["shrunk_from"] == [10000, 8000]
+    assert cv2.imread(copy["path"]).shape == (3277, 4096, 3)
+    assert _cli(path, weights=cnn_weights_dir) == 0
+    table = capsys.readouterr().out
+    assert f"{x},{y},{w},{h}" in table and "(image, 10000x8000)" in table
+
+
+# ---------------------------------------------------------------- videos that end early
+
+def _faststart(mp4: bytes) -> bytes:
+    """The MP4 with its index (moov) moved before the media data, as streamed and phone videos have
+    it: cut, such a file still opens and plays up to the cut."""
+    import struct
+
+    boxes, i = [], 0
+    while i < len(mp4):
+        size, kind = struct.unpack(">I4s", mp4[i:i + 8])
+        boxes.append((kind, mp4[i:i + size]))
+        i += size
+    moov = bytearray(dict(boxes)[b"moov"])
+
+    def shift_chunk_offsets(start: int, end: int) -> None:  # the media data moves by len(moov)
+        while start < end:
+            size, kind = struct.unpack(">I4s", moov[start:start + 8])
+            if kind in (b"trak", b"mdia", b"minf", b"stbl"):
+                shift_chunk_offsets(start + 8, start + size)
+            elif kind == b"stco":
+                (count,) = struct.unpack(">I", moov[start + 12:start + 16])
+                for at in range(start + 16, start + 16 + 4 * count, 4):
+                    moov[at:at + 4] = struct.pack(">I", struct.unpack(">I", moov[at:at + 4])[0] + len(moov))
+            start += size
+
+    shift_chunk_offsets(8, len(moov))
+    return b"".join((bytes(moov) if kind == b"mdat" else b"") + box for kind, box in boxes if kind != b"moov")
+
+
+@pytest.mark.slow
+def test_a_truncated_video_says_how_many_frames_it_lacks(tmp_path, cnn_weights_dir, capsys):
+    from conftest import write_video
+
+    whole = _faststart(write_video(tmp_path / "source.mp4", frames=150, fps=30).read_bytes())
+    complete, cut = tmp_path / "complete.mp4", tmp_path / "cut.mp4"
+    complete.write_bytes(whole)
+    cut.write_bytes(whole[:len(whole) // 3])
+    assert _cli(complete, "--json", weights=cnn_weights_dir) == 0  # every declared frame is there
+    (record,) = json.loads(capsys.readouterr().out)
+    assert record["frames_read"] == record["frames_declared"] == 150 == len(record["frames"])
+    assert _cli(cut, "--json", weights=cnn_weights_dir) == 1
+    out = capsys.readouterr()
+    (record,) = json.loads(out.out)
+    read = record["frames_read"]
+    assert 0 < read < 100 and record["frames_declared"] == 150 and len(record["frames"]) == read
+    (line,) = _one_line_each(out.err, 1)
+    assert "cut.mp4" in line and f"{read} of the 150 frames" in line and "ends early" in line
+    assert _cli(cut, weights=cnn_weights_dir) == 1  # the table says it too
+    assert f"-> {read} of 150 frame(s) read" in capsys.readouterr().out
+
+
+def test_frame_count_tolerance():
+    from fer_desktop.predict_cli import FRAME_COUNT_TOLERANCE, _ends_early
+
+    assert FRAME_COUNT_TOLERANCE == 2
+    assert not _ends_early(148, 150) and _ends_early(147, 150)  # a frame or two short: the container's error
+    assert not _ends_early(990, 1000) and _ends_early(989, 1000)  # 1 % of long videos (estimated counts)
+    assert not _ends_early(500, 472) and not _ends_early(24, None)  # more than declared; nothing declared
+
+
+# ---------------------------------------------------------------- annotated copies, streamed JSON
+
+def test_same_named_inputs_get_their_own_annotated_copies(files, cnn_weights_dir, tmp_path, capsys):
+    from conftest import load_face_image
+
+    out = tmp_path / "out"
+    inputs = [tmp_path / "a" / "IMG_1.jpg", tmp_path / "b" / "IMG_1.jpg", tmp_path / "c" / "img_1.jpg",
+              out / "face.annotated.png", tmp_path / "face.png"]
+    for k, path in enumerate(inputs[:3]):  # differing only in case is the same name on some file systems
+        path.parent.mkdir()
+        cv2.imwrite(str(path), cv2.flip(load_face_image(), 1) if k == 1 else load_face_image())
+    out.mkdir()
+    (out / "IMG_1.annotated.png").write_bytes(b"from an earlier run")  # replaced
+    cv2.imwrite(str(out / "face.annotated.png"), load_face_image())  # an input: never written over
+    cv2.imwrite(str(tmp_path / "face.png"), load_face_image())
+    before = (out / "face.annotated.png").read_bytes()
+    assert _cli(*inputs, "--json", "--annotate", out, weights=cnn_weights_dir) == 0
+    records = json.loads(capsys.readouterr().out)
+    written = [r["annotated"]["path"] for r in records]
+    assert [os.path.basename(p) for p in written] == [
+        "IMG_1.annotated.png", "IMG_1-2.annotated.png", "img_1-3.annotated.png",
+        "face.annotated.annotated.png", "face-2.annotated.png"]
+    assert (out / "face.annotated.png").read_bytes() == before
+    a, b = (cv2.imread(p) for p in written[:2])
+    assert a.shape == b.shape == (320, 320, 3) and not np.array_equal(a, b)  # each its own input's copy
+
+
+def test_json_is_streamed_and_stays_valid_when_interrupted(tmp_path, cnn_weights_dir):
+    import signal
+
+    from conftest import write_video
+
+    video = write_video(tmp_path / "long.mp4", frames=900, fps=30)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fer_desktop.predict_cli", str(video), "--model", "baseline_cnn",
+         "--weights-dir", str(cnn_weights_dir), "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "FER_DESKTOP_DEBUG": ""})
+    lines = [proc.stdout.readline() for _ in range(4)]  # "[", the record's start, frames 0 and 1
+    assert proc.poll() is None, "the frames only came at the end: the JSON is not streamed"
+    assert lines[0].strip() == "[" and '"frames_declared": 900' in lines[1] and '"frame": 1' in lines[3]
+    proc.send_signal(signal.SIGINT)
+    rest, err = proc.stdout.read(), proc.stderr.read()  # (communicate() would skip what readline() buffered)
+    assert proc.wait(timeout=30) == 130 and _one_line_each(err, 1)[0] == "fer-predict: interrupted"
+    (record,) = json.loads("".join(lines) + rest)
+    assert 2 <= len(record["frames"]) < 900 and "stopped" in record["error"]
+
+
+def test_annotated_video_that_cannot_be_written(face_video, cnn_weights_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    (out / "one_face.annotated.mp4").mkdir(parents=True)  # in the way of the copy
+    assert _cli(face_video, "--csv", tmp_path / "rows.csv", "--annotate", out, weights=cnn_weights_dir) == 3
+    (line,) = _one_line_each(capsys.readouterr().err, 1)
+    assert "one_face.annotated.mp4" in line and "cannot write the annotated video" in line
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="file size limits are POSIX")
+def test_annotated_video_cut_short_by_a_full_disk_exits_3(face_video, cnn_weights_dir, tmp_path):
+    import resource
+    import signal
+
+    def disk_full_at_100_kb():  # writes past 100 kB fail (EFBIG), as on a full disk
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "fer_desktop.predict_cli", str(face_video), "--model", "baseline_cnn",
+         "--weights-dir", str(cnn_weights_dir), "--annotate", str(tmp_path / "out"), "--csv", os.devnull],
+        capture_output=True, text=True, timeout=120, preexec_fn=disk_full_at_100_kb,
+        env={**os.environ, "FER_DESKTOP_DEBUG": ""})
+    assert proc.returncode == 3
+    (line,) = _one_line_each(proc.stderr, 1)
+    assert "one_face.annotated.mp4" in line and "could not be written" in line
+
+
+# ---------------------------------------------------------------- stderr, and checking paths first
+
+def test_a_missing_path_fails_at_once_without_loading_a_model(tmp_path):
+    code = ("import sys\n"
+            "from fer_desktop.predict_cli import main\n"
+            "status = main(sys.argv[1:])\n"
+            "print(sorted(m for m in ('cv2', 'mediapipe', 'onnxruntime', 'torch', 'fer_desktop.classifier',"
+            " 'fer_desktop.weights') if m in sys.modules))\n"
+            "sys.exit(status)\n")
+    proc = subprocess.run([sys.executable, "-c", code, "missing.jpg"], capture_output=True, text=True,
+                          timeout=60, cwd=tmp_path, env={**os.environ, "FER_DESKTOP_DEBUG": ""})
+    assert proc.returncode == 1
+    assert proc.stderr == "fer-predict: missing.jpg: no such file\n"
+    assert proc.stdout == "[]\n"  # nothing was loaded: no model, no detector, not even OpenCV
+
+
+@pytest.mark.slow
+def test_a_normal_run_prints_nothing_on_stderr(files, face_video, cnn_weights_dir):
+    args = [sys.executable, "-m", "fer_desktop.predict_cli", str(files / "face.jpg"), str(face_video),
+            "--model", "baseline_cnn", "--weights-dir", str(cnn_weights_dir), "--json"]
+    quiet = subprocess.run(args, capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "FER_DESKTOP_DEBUG": ""})
+    assert quiet.returncode == 0 and quiet.stderr == ""  # no MediaPipe/LiteRT INFO or W0000 lines
+    assert len(json.loads(quiet.stdout)) == 2
+    verbose = subprocess.run(args + ["--verbose"], capture_output=True, text=True, timeout=120,
+                             env={**os.environ, "FER_DESKTOP_DEBUG": ""})
+    assert verbose.returncode == 0 and "INFO" in verbose.stderr  # asked for, the library logs are there
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a POSIX signal")
+def test_a_native_crash_still_reaches_the_terminal(files, cnn_weights_dir):
+    # A real segmentation fault while a file is processed: Python's fault handler writes its report to
+    # fd 2, which must not lead to the null device.
+    code = ("import ctypes, sys\n"
+            "from fer_desktop import predict_cli\n"
+            "predict_cli.Predictor.image = lambda self, path, sink: ctypes.string_at(0)\n"
+            "sys.exit(predict_cli.main(sys.argv[1:]))\n")
+    proc = subprocess.run(
+        [sys.executable, "-X", "faulthandler", "-c", code, str(files / "face.jpg"), "--model", "baseline_cnn",
+         "--weights-dir", str(cnn_weights_dir)],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "FER_DESKTOP_DEBUG": ""})
+    assert proc.returncode != 0
+    assert "Segmentation fault" in proc.stderr

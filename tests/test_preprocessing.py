@@ -68,11 +68,6 @@ def test_whole_image_face_uses_all_of_the_image():
     assert face[0, :, :23].min() == 255 and face[0, :, 25:].max() == 0
 
 
-def test_default_margin_is_the_documented_one():
-    # docs/crops.png and docs/make_crops_figure.py justify these values.
-    assert (DEFAULT_MARGIN, DEFAULT_SHIFT_UP) == (0.1, 0.08)
-
-
 @pytest.mark.parametrize("name", list_models())
 def test_app_path_equals_training_path(name):
     """A 48x48 face through the app's crop gives the very tensor training computes from it."""

@@ -84,3 +84,15 @@ def test_a_global_batch_that_does_not_split_evenly_is_refused(tiny_npz, tmp_path
     proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=240,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode != 0 and "multiple of the number of processes (2)" in proc.stderr
+
+
+def test_train_all_under_torchrun_gives_every_process_the_same_teacher(tiny_npz, tmp_path):
+    """Rank 0 writes baseline_cnn's weights after the others have left its run: all must wait for them,
+    or the ResNet trains with a teacher in one process and without in the other (DDP would average both)."""
+    out = tmp_path / "all"
+    proc = torchrun("-m", "training.train_all", "--data", tiny_npz, "--out", out, "--budget-s", "600",
+                    "--models", "baseline_cnn", "resnet50", "--recipe", "best", "--input-size", "32",
+                    "--epochs", "1", "--device", "cpu", "--no-runtime", "--quiet", timeout=480)
+    announced = [line for line in proc.stderr.splitlines() if line.startswith("== resnet50:")]
+    assert len(announced) == 2 and all(line.endswith("teacher: baseline_cnn") for line in announced), announced
+    assert json.loads((out / "resnet50" / "resnet50.json").read_text())["teacher"] == "baseline_cnn"

@@ -32,8 +32,23 @@ def stripes_npz(path, per_class_train: int, seed: int = 0):
     return path
 
 
-def test_bf16_only_where_the_cpu_runs_it_natively():
-    assert autocast_bf16(torch.device("cpu")) == cpu_runs_bf16_natively()
+@pytest.mark.parametrize("amx, avx512_bf16", [(False, False), (False, True), (True, False)])
+def test_training_picks_bf16_exactly_where_the_cpu_reports_it(tmp_path, monkeypatch, amx, avx512_bf16):
+    """Both branches on any CPU: the probes torch offers are set as each kind of CPU answers them."""
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16, raising=False)
+    native = amx or avx512_bf16
+    assert cpu_runs_bf16_natively() == native == autocast_bf16(torch.device("cpu"))
+    data = stripes_npz(tmp_path / "s.npz", per_class_train=2)
+    recipe = resolve_recipe("baseline_cnn", "best", overrides={"input_size": 32, "epochs": 1, "batch_size": 14,
+                                                               "architecture.widths": [8, 8, 8]})
+    train(RunConfig(model="baseline_cnn", data=str(data), out=str(tmp_path / "run"), device="cpu",
+                    progress=False, runtime=False), recipe)
+    card = json.loads((tmp_path / "run" / "baseline_cnn.json").read_text())
+    assert card["precision"] == ("bf16-autocast" if native else "fp32")
+
+
+def test_the_feed_is_channels_last_and_fp32_unless_asked():
     feed = Feed(48, (0.0,) * 3, (1.0,) * 3, torch.device("cpu"))
     assert feed.precision == "fp32" and not feed.bf16
     x = feed.inputs(torch.zeros(2, 48, 48, dtype=torch.uint8))
@@ -111,6 +126,11 @@ def test_command_line_entry_points_train_then_evaluate(tmp_path, capsys):
         key, value = line.split()[:2]
         assert f"(card: {stated[key]})" in line and float(value) == stated[key]
     assert any(line.startswith("test_accuracy") for line in lines)
+    assert evaluate_main(["--weights", str(out / "attention_cnn.safetensors"), "--data", str(data),
+                          "--splits", "test", "--per-class"]) == 0
+    recall = capsys.readouterr().out.splitlines()[-1].split()
+    assert recall[0] == "test_recall" and recall[1::2] == list(EMOTIONS)
+    assert all(0 <= float(r) <= 1 for r in recall[2::2])
 
 
 def test_train_command_line_reports_bad_data_in_one_line(tmp_path, capsys):

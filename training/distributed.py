@@ -102,6 +102,11 @@ class Distributed:
         return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
 
+def wait_for_all() -> None:
+    """Block until every process of the group (if this process joined one) gets here."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
 
 def close_process_group() -> None:
     """Leave the process group, if this process joined one (end of a torchrun run)."""

@@ -7,7 +7,10 @@ Each model with weights predicts PublicTest and PrivateTest once, through the
 app's own classifier (its card's input size and test-time augmentation). The
 ensemble's weights are chosen on PublicTest only: equal weights, or the
 weighting from a coarse grid (0, 0.5, 1, 1.5, 2 per model) that is most
-accurate on PublicTest, if it beats equal weights there. PrivateTest is then
+accurate on PublicTest, if it beats equal weights there; and so is how the
+members are combined: the mean of their probabilities, or the mean of their
+calibrated logits (log-probabilities: a normalised geometric mean, as several
+published FER-2013 ensembles do) where that is more accurate on PublicTest. PrivateTest is then
 measured once with the chosen weights. The members' probabilities are their
 calibrated ones (``training.calibrate`` first); their mean is then given a
 temperature of its own, fitted on PublicTest like theirs (a mean of calibrated
@@ -24,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_desktop.ensemble import CARD_NAME, trained_models
+from fer_desktop.ensemble import CARD_NAME, COMBINE, combine, trained_models
 from training.data import load_dataset
-from training.evaluate import predict_split
+from training.evaluate import predict_split, split_metrics
 
 GRID = (0.0, 0.5, 1.0, 1.5, 2.0)
 
@@ -35,17 +38,33 @@ def accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
     return round(float((probs.argmax(1) == labels).mean()), 4)
 
 
-def choose_weights(val_probs: list[np.ndarray], val_labels: np.ndarray) -> tuple[list[float], str]:
+def mixed(weights: list[float], probs: list[np.ndarray], how: str = "probabilities") -> np.ndarray:
+    """The members' ``probs`` combined ``how`` with ``weights`` (normalised here)."""
+    total = sum(weights)
+    return combine([(w / total, p) for w, p in zip(weights, probs) if w > 0], how)
+
+
+def choose_weights(val_probs: list[np.ndarray], val_labels: np.ndarray,
+                   how: str = "probabilities") -> tuple[list[float], str]:
     """Equal weights, or the grid's best on PublicTest if it is strictly better."""
     equal = [1.0] * len(val_probs)
-    best, best_acc = equal, accuracy(sum(val_probs), val_labels)
+    best, best_acc = equal, accuracy(mixed(equal, val_probs, how), val_labels)
     for weights in itertools.product(GRID, repeat=len(val_probs)):
         if sum(w > 0 for w in weights) < 2:
             continue  # an ensemble of one is not an ensemble
-        acc = accuracy(sum(w * p for w, p in zip(weights, val_probs)), val_labels)
+        acc = accuracy(mixed(list(weights), val_probs, how), val_labels)
         if acc > best_acc:
             best, best_acc = list(weights), acc
     return best, "equal" if best == equal else "grid on PublicTest"
+
+
+def choose_combination(val_probs: list[np.ndarray], val_labels: np.ndarray) -> tuple[str, list[float], str, dict]:
+    """The combination and weights most accurate on PublicTest; averaging probabilities unless
+    averaging calibrated logits is strictly better. Also each combination's best PublicTest accuracy."""
+    tried = {how: choose_weights(val_probs, val_labels, how) for how in COMBINE}
+    scores = {how: accuracy(mixed(w, val_probs, how), val_labels) for how, (w, _) in tried.items()}
+    how = max(COMBINE, key=lambda h: (scores[h], h == "probabilities"))
+    return (how, *tried[how], scores)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,27 +94,34 @@ def main(argv: list[str] | None = None) -> int:
                          "test_accuracy": accuracy(test_probs[-1], test_y),
                          # what its card says: the ensemble's weights apply while the card still says it
                          "card_val_accuracy": (classifier.card.get("metrics") or {}).get("val_accuracy")}
-    weights, chosen_on = choose_weights(val_probs, val_y)
+    how, weights, chosen_on, scores = choose_combination(val_probs, val_y)
     total = sum(weights)
     from fer_desktop.ensemble import sharpen
     from training.calibrate import ece, fit_temperature
 
-    mean = {split: sum(w * p for w, p in zip(weights, probs)) / total
-            for split, probs in (("val", val_probs), ("test", test_probs))}
+    mean = {split: mixed(weights, probs, how) for split, probs in (("val", val_probs), ("test", test_probs))}
     temperature = fit_temperature(np.log(np.clip(mean["val"], 1e-12, None)), val_y, "ece")
     labels = {"val": val_y, "test": test_y}
+    equal = [1.0] * len(names)
     card = {
         "model": "ensemble",
+        "combine": how,
         "weights": {n: round(w / total, 4) for n, w in zip(names, weights)},
         "chosen_on": chosen_on,
         "temperature": round(temperature, 4),
         "calibration": {"fitted_on": "val (PublicTest), expected calibration error", "bins": 15,
                         **{f"{s}_ece_{when}": round(ece(sharpen(mean[s], t), labels[s]), 4)
                            for when, t in (("before", 1.0), ("after", round(temperature, 4))) for s in mean}},
-        "metrics": {"val_accuracy": accuracy(sum(w * p for w, p in zip(weights, val_probs)), val_y),
-                    "test_accuracy": accuracy(sum(w * p for w, p in zip(weights, test_probs)), test_y),
-                    "equal_weights_val_accuracy": accuracy(sum(val_probs), val_y),
-                    "equal_weights_test_accuracy": accuracy(sum(test_probs), test_y)},
+        "metrics": {"val_accuracy": accuracy(mean["val"], val_y),
+                    "test_accuracy": accuracy(mean["test"], test_y),
+                    "val_macro_f1": round(split_metrics(mean["val"], val_y)["macro_f1"], 4),
+                    "test_macro_f1": round(split_metrics(mean["test"], test_y)["macro_f1"], 4),
+                    "test_recall": {name: scores_["recall"]
+                                    for name, scores_ in split_metrics(mean["test"], test_y)["per_class"].items()},
+                    "equal_weights_val_accuracy": accuracy(mixed(equal, val_probs, how), val_y),
+                    "equal_weights_test_accuracy": accuracy(mixed(equal, test_probs, how), test_y),
+                    # each combination with its best grid weights, on PublicTest: what chose it
+                    **{f"{h}_val_accuracy": scores[h] for h in COMBINE}},
         "members": members,
         "data": Path(args.data).name,
     }

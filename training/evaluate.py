@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="measure against FER-2013's labels or FER+'s majority labels (ferplus)")
     parser.add_argument("--tta", choices=["none", "hflip"],
                         help="override the card's test-time augmentation (the card's figures then differ)")
+    parser.add_argument("--per-class", action="store_true", help="also each emotion's recall, per split")
     args = parser.parse_args(argv)
     result = evaluate_weights(args.weights, load_dataset(args.data, labels=args.labels), args.splits, args.device,
                               tta=args.tta, backend=args.backend)
@@ -89,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     for key, value in measured.items():
         note = f"  (card: {stated[key]})" if key in stated else ""
         print(f"{key:20s} {value:.4f}{note}")
+    if args.per_class:
+        for split in args.splits:
+            recall = "  ".join(f"{name} {scores['recall']:.3f}" for name, scores in result[split]["per_class"].items())
+            print(f"{split}_recall{'':{max(0, 13 - len(split))}s} {recall}")
     return 0
 
 

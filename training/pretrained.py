@@ -45,8 +45,12 @@ def imagenet_state(allow_download: bool = True) -> tuple[dict, str]:
         try:
             weights = ResNet50_Weights.IMAGENET1K_V2
             return weights.get_state_dict(progress=False, check_hash=True), "IMAGENET1K_V2"
-        except Exception:  # offline or blocked: fall through to the message below
-            pass
+        except Exception as exc:  # offline, blocked, a bad hash, a full disk: say which
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise PretrainedWeightsMissing(
+                f"ImageNet weights not found and their download failed ({type(exc).__name__}: {reason}): "
+                f"place {IMAGENET_FILES['IMAGENET1K_V2']} (torchvision ResNet50_Weights.IMAGENET1K_V2) in "
+                f"{folder}/ or use --init scratch") from exc
     raise PretrainedWeightsMissing(
         f"ImageNet weights not found: place {IMAGENET_FILES['IMAGENET1K_V2']} (torchvision ResNet50_Weights."
         f"IMAGENET1K_V2) in {folder}/ or use --init scratch")

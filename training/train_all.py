@@ -20,7 +20,7 @@ from pathlib import Path
 
 from training.bundle import BUNDLE_NAME, append_to_bundle, split_into_parts
 from training.data import load_dataset
-from training.distributed import close_process_group
+from training.distributed import close_process_group, wait_for_all
 from training.recipes import ABLATIONS, RECIPE_NAMES, resolve_recipe
 from training.train import RunConfig, parse_overrides, train
 
@@ -86,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--threads", type=int, help="CPU threads for torch")
+    parser.add_argument("--no-runtime", dest="runtime", action="store_false",
+                        help="skip each model's ONNX runtime file (python -m training.export makes it later)")
     parser.add_argument("--quiet", action="store_true")
     return parser
 
@@ -124,23 +126,29 @@ def run_all(args: argparse.Namespace) -> int:
             if init is not None:
                 model_overrides["init"] = init
         teacher = resnet_teacher(model, args, out)
-        print(f"== {model}: {budget:.0f} s of {time_left:.0f} s left", file=sys.stderr)
+        print(f"== {model}: {budget:.0f} s of {time_left:.0f} s left; teacher: "
+              f"{Path(teacher).stem if teacher else 'none'}", file=sys.stderr)
         run = RunConfig(model=model, data=args.data, out=str(out / model), seed=args.seed, device=args.device,
                         limit=args.limit, budget_s=max(budget, 1.0), compile=args.compile, threads=args.threads,
-                        progress=not args.quiet, distill=teacher)
+                        progress=not args.quiet, distill=teacher, runtime=args.runtime)
         try:
             recipe = resolve_recipe(model, args.recipe, ablations, model_overrides)
             metrics = train(run, recipe, data)
-            if not main_process:
-                continue
-            summary["models"][model] = {k: metrics[k] for k in ("val_accuracy", "test_accuracy", "test_macro_f1",
-                                                                 "epochs", "training_time_s")}
+            if main_process:
+                summary["models"][model] = {k: metrics[k] for k in ("val_accuracy", "test_accuracy",
+                                                                     "test_macro_f1", "epochs", "training_time_s")}
         except Exception as exc:  # one failure must not cost the models after it
             traceback.print_exc()
             summary["models"][model] = {"error": f"{type(exc).__name__}: {exc}"}
             failed = True
             if not main_process:
                 raise  # the other processes wait for this one: end the run rather than hang
+        # Rank 0 alone finalises (weights, card, reports) while the others have already left
+        # train(): wait for it, so that every process sees its files (the next ResNet's teacher)
+        # and all train the next model with the same loss.
+        wait_for_all()
+        if not main_process:
+            continue
         summary["elapsed_s"] = round(time.perf_counter() - start, 1)
         (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
         if args.bundle:

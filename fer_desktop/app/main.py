@@ -2,11 +2,13 @@
 
 ``main()`` stays thin: parse the command line, make Qt use PySide6's own
 plugins, create the application, show the window. ``build_window()`` is what
-tests call (under pytest-qt's application).
+tests call (under pytest-qt's application). Ctrl-C and SIGTERM close the window
+as its close button does (``install_signal_handlers``).
 """
 
 import argparse
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -80,6 +82,58 @@ def use_pyside_qt_plugins() -> None:
         value = os.environ.get(var)
         if value and "cv2" in Path(value).parts:
             del os.environ[var]
+
+
+def quiet_ffmpeg(verbose: bool) -> None:
+    """Keep FFmpeg's own lines ("partial file", "ac-tex damaged"...) off stderr: they repeat on
+    every loop of a damaged file, and the window already says what is wrong with a source.
+
+    OpenCV reads the variable when it first opens a video, so this must run before; a value the
+    user set is kept, and ``--verbose`` keeps FFmpeg's messages."""
+    if not verbose:
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+
+
+def install_signal_handlers(window, signals=(signal.SIGINT, signal.SIGTERM)) -> list:
+    """Close ``window`` on Ctrl-C or SIGTERM, as its close button does (recordings finished).
+
+    Python runs signal handlers only between bytecodes, never while Qt's event loop waits in C++:
+    the signal's number is written to a socket (``signal.set_wakeup_fd``) that a ``QSocketNotifier``
+    watches, which wakes the loop, runs a little Python and so the handler. The handler only
+    schedules the close. Returns the list the signals received are appended to.
+    """
+    import socket
+
+    from PySide6.QtCore import QSocketNotifier, QTimer
+
+    received: list = []
+    reader, writer = socket.socketpair()
+    reader.setblocking(False)
+    writer.setblocking(False)
+    signal.set_wakeup_fd(writer.fileno())
+    notifier = QSocketNotifier(reader.fileno(), QSocketNotifier.Type.Read, window)
+
+    def drain() -> None:
+        try:
+            reader.recv(64)
+        except OSError:
+            pass
+
+    def handle(signum, _frame) -> None:
+        received.append(signum)
+        QTimer.singleShot(0, window.close)  # out of the handler: it may have interrupted anything
+
+    notifier.activated.connect(drain)
+    window._signal_wakeup = (reader, writer, notifier)  # kept alive as long as the window
+    window._signal_previous = {signum: signal.signal(signum, handle) for signum in signals}
+    return received
+
+
+def restore_signal_handlers(window) -> None:
+    """Undo ``install_signal_handlers`` (for a caller that goes on after the window)."""
+    signal.set_wakeup_fd(-1)
+    for signum, previous in getattr(window, "_signal_previous", {}).items():
+        signal.signal(signum, previous)
 
 
 def build_window(args=None):
@@ -200,21 +254,27 @@ def _install_bench_hook(window, app, started: float) -> None:
 
 
 def main(argv=None) -> int:
+    """Exit status: 0, or 128 + the signal's number after Ctrl-C (130) or SIGTERM (143)."""
     started = time.time()
     args = parse_args(argv)
     configure_logging(args.verbose)
+    quiet_ffmpeg(args.verbose)
     use_pyside_qt_plugins()
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("FER Desktop")
     window = build_window(args)
+    received = install_signal_handlers(window)
     _install_smoke_hook(window, app)
     _install_bench_hook(window, app, started)
     window.show()
-    code = app.exec()
-    window.shutdown()
-    return code
+    try:
+        code = app.exec()
+    finally:
+        window.shutdown()  # idempotent: closing the window has normally done it
+        restore_signal_handlers(window)
+    return 128 + received[0] if received else code
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ and draws. Problems are shown in a banner above the video, never as a traceback.
 """
 
 import collections
+import logging
 import threading
 import time
 from pathlib import Path
@@ -30,8 +31,13 @@ from fer_desktop.recording import AnnotatedVideoRecorder, TimelineRecorder, defa
 from fer_desktop.weights import (WeightsError, default_model, describe_card, find_weights, read_card,
                                  train_command)
 
+log = logging.getLogger(__name__)
+
 CAMERA_INDICES = range(4)
 VIDEO_FILE = "video-file"  # item data of the "Video file…" entry
+VIDEO_CLOSE_S = 5.0  # the longest stopping a recording waits for the MP4's queued frames
+HINTS = {"live": "Click a face in the video to select it.",  # by mode: live video or an opened photo
+         "image": "Click a face in the photo to select it."}
 
 BANNER_STYLE = {
     "error": "background:#5c1f24; color:#ffe3e3; border-left:4px solid #e5484d;",
@@ -82,6 +88,8 @@ class MainWindow(QMainWindow):
         self.record_dir = Path(record_dir) if record_dir else default_recording_path().parent
         self._recorder: TimelineRecorder | None = None
         self._video_recorder: AnnotatedVideoRecorder | None = None
+        self._video_warned = False  # the video recorder's error was shown while recording
+        self._recording_failure: str | None = None  # why the session stopped the recording
         self.last_recording: Path | None = None
         self.last_video: Path | None = None
         self.last_snapshot: Path | None = None
@@ -197,9 +205,9 @@ class MainWindow(QMainWindow):
         sel_layout = QVBoxLayout(selected_box)
         sel_layout.addWidget(self.face_title)
         sel_layout.addWidget(self.bars)
-        hint = QLabel("Click a face in the video to select it.")
-        hint.setStyleSheet("color:palette(mid);")
-        sel_layout.addWidget(hint)
+        self.hint_label = QLabel(HINTS["live"])
+        self.hint_label.setStyleSheet("color:palette(mid);")
+        sel_layout.addWidget(self.hint_label)
 
         self.table = QTableWidget(0, 1 + len(EMOTIONS))
         self.table.setHorizontalHeaderLabels(["#"] + [e[:3] for e in EMOTIONS])
@@ -215,7 +223,7 @@ class MainWindow(QMainWindow):
         header.setMinimumSectionSize(24)
         self.table.verticalHeader().setDefaultSectionSize(22)
         self.timeline = EmotionTimeline()
-        timeline_box = QGroupBox("Selected face, last 30 s")
+        self.timeline_box = timeline_box = QGroupBox("Selected face, last 30 s")  # live video only
         timeline_layout = QVBoxLayout(timeline_box)
         timeline_layout.setContentsMargins(4, 4, 4, 4)
         timeline_layout.addWidget(self.timeline)
@@ -302,6 +310,7 @@ class MainWindow(QMainWindow):
         s.image_ready.connect(self._on_image)
         s.source_status.connect(self._on_source_status)
         s.worker_event.connect(self._on_worker_event)
+        s.recording_failed.connect(self._on_recording_failed)
         self.view.face_clicked.connect(self.select_face)
         self.table.cellClicked.connect(self._on_table_click)
         self.model_combo.activated.connect(self._on_model_chosen)
@@ -359,13 +368,28 @@ class MainWindow(QMainWindow):
         return model
 
     def shutdown(self, timeout: float = 2.0) -> bool:
-        """Stop every thread and release the camera; True if all ended within ``timeout`` s."""
+        """Finish the recording, stop the threads and release the camera; True if the capture and
+        inference threads ended within ``timeout`` s (a model still being read is abandoned: see
+        ``InferenceWorker.stop``). Always completes, whatever fails on the way."""
         if self._shut_down:
             return self._stopped_cleanly
         self._shut_down = True
-        self._stats_timer.stop()
-        self.set_recording(False)  # every row written so far reaches the disk
-        self._stopped_cleanly = self.session.stop(timeout)
+        video = None
+        try:
+            self._stats_timer.stop()
+            if self._recorder is not None:
+                # Every row written so far reaches the disk; the MP4 finishes while the threads stop.
+                recorder, video = self._detach_recording()
+                if recorder.error or self._recording_failure:
+                    log.warning("%s", self._recording_summary(recorder, video)[0])
+        finally:
+            try:
+                self._stopped_cleanly = self.session.stop(timeout)
+            finally:
+                if video is not None:
+                    video.join(VIDEO_CLOSE_S)
+                    if video.problem:
+                        log.warning("%s", video.problem)
         return self._stopped_cleanly
 
     def closeEvent(self, event) -> None:
@@ -444,6 +468,8 @@ class MainWindow(QMainWindow):
             self.banner.show_message(status.message, origin="source")
             if not self.view.has_image() or self._mode == "live":
                 self.view.set_placeholder(status.message)
+        elif status.state == "incomplete":  # the video goes on with what the file has
+            self.banner.show_message(status.message, level="info", origin="source")
         elif status.state == "playing":
             self.banner.clear_message("source")
             self.statusBar().showMessage(status.message, 3000)
@@ -577,6 +603,9 @@ class MainWindow(QMainWindow):
             self.banner.clear_message("weights")
             self.statusBar().showMessage(f"{model_title(event.model)} ready", 3000)
             self._update_stats()
+            shown = self.last_image_result
+            if self._mode == "image" and shown is not None and shown.model != event.model:
+                self.open_image(shown.path)  # the photo on show is labelled again, by the new model
         elif event.kind == "error":
             self.statusBar().clearMessage()
             origin = "model" if event.model else "worker"
@@ -619,45 +648,88 @@ class MainWindow(QMainWindow):
     def set_recording(self, on: bool) -> None:
         """Start or stop writing the CSV timeline (``fer_desktop.recording``) into ``record_dir``,
         and the annotated video beside it if "Video" is checked."""
-        if on and self._recorder is None:
-            try:
-                self._recorder = TimelineRecorder(default_recording_path(self.record_dir))
-            except OSError as exc:
-                self.banner.show_message(str(exc), origin="record")
-                self.record_action.setChecked(False)
-                return
-            path = self._recorder.path
-            self._video_recorder = None
-            if self.record_video_check.isChecked():
-                source = self.session.source
-                self._video_recorder = AnnotatedVideoRecorder(path.with_suffix(".mp4"),
-                                                              fps=source.fps if source else 30.0)
-            self.session.start_recording(self._recorder, self._video_recorder)
-            self.banner.clear_message("record")
-            self.record_label.setText(f"● REC {path.name}")
-            self.record_label.setToolTip(str(path) + (" (+ .mp4)" if self._video_recorder else ""))
-            self.record_label.show()
-            self.record_video_check.setEnabled(False)
-            self.statusBar().showMessage(f"Recording to {path}", 5000)
+        if on and self._recorder is None and not self._shut_down:
+            self._start_recording()
         elif not on and self._recorder is not None:
-            self.session.stop_recording()
-            recorder, self._recorder = self._recorder, None
-            video, self._video_recorder = self._video_recorder, None
-            recorder.close()
-            self.last_recording = recorder.path
-            self.record_label.hide()
-            self.record_video_check.setEnabled(True)
-            message = f"Recorded {recorder.frames} frames ({recorder.rows} rows) to {recorder.path}"
+            recorder, video = self._detach_recording()
             if video is not None:
-                video.close()
-                self.last_video = video.path if video.written else None
-                if video.error:
-                    self.banner.show_message(video.error, origin="record")
-                else:
-                    message += f" and {video.path.name}"
+                video.join(VIDEO_CLOSE_S)
+            message, problem = self._recording_summary(recorder, video)
+            if problem:
+                self.banner.show_message(problem, origin="record")
             self.statusBar().showMessage(message, 10000)
         if self.record_action.isChecked() != (self._recorder is not None):
             self.record_action.setChecked(self._recorder is not None)
+
+    def _start_recording(self) -> None:
+        with_video = self.record_video_check.isChecked()
+        try:  # a new file: a name already taken (same second) gets -2, -3...
+            self._recorder = TimelineRecorder(default_recording_path(self.record_dir),
+                                              siblings=(".mp4",) if with_video else ())
+        except OSError as exc:
+            self.banner.show_message(str(exc), origin="record")
+            self.record_action.setChecked(False)
+            return
+        path = self._recorder.path
+        self._video_recorder = None
+        self._video_warned = False
+        self._recording_failure = None
+        if with_video:
+            source = self.session.source
+            self._video_recorder = AnnotatedVideoRecorder(path.with_suffix(".mp4"),
+                                                          fps=source.fps if source else 30.0)
+        self.session.start_recording(self._recorder, self._video_recorder)
+        self.banner.clear_message("record")
+        self.record_label.setText(f"● REC {path.name}")
+        self.record_label.setToolTip(str(path) + (" (+ .mp4)" if self._video_recorder else ""))
+        self.record_label.show()
+        self.record_video_check.setEnabled(False)
+        self.statusBar().showMessage(f"Recording to {path}", 5000)
+
+    def _detach_recording(self) -> tuple:
+        """Stop recording: the CSV is closed, the MP4 asked to finish (the caller joins it).
+
+        Returns (TimelineRecorder, AnnotatedVideoRecorder or None); never raises a write error."""
+        self.session.stop_recording()
+        recorder, self._recorder = self._recorder, None
+        video, self._video_recorder = self._video_recorder, None
+        try:
+            recorder.close()  # never raises: a write error ends up in recorder.error
+        finally:
+            if video is not None:
+                video.finish()
+                self.last_video = video.path if video.written else None
+            self.last_recording = recorder.path
+            self.record_label.hide()
+            self.record_video_check.setEnabled(True)
+        return recorder, video
+
+    def _recording_summary(self, recorder, video) -> tuple[str, str | None]:
+        """(status bar message, banner message or None) for a recording just stopped."""
+        problems = []
+        failure = recorder.error or self._recording_failure
+        if failure:
+            problems.append(f"recording stopped: {failure}; "
+                            f"{recorder.saved_rows} rows saved to {recorder.path}")
+            message = problems[0]
+        else:
+            message = f"Recorded {recorder.frames} frames ({recorder.rows} rows) to {recorder.path}"
+        if video is not None:
+            if video.problem:
+                problems.append(video.problem)
+            elif video.written:
+                message += f" and {video.path.name}"
+            if video.dropped:
+                message += f" ({video.dropped} video frames dropped)"
+        return message, "; ".join(problems) or None
+
+    @Slot(object)
+    def _on_recording_failed(self, failure) -> None:
+        """The session detached a recorder that failed (a full disk): stop, and say what was saved."""
+        recorder, why = failure
+        if recorder is self._recorder:
+            self._recording_failure = why
+            self.set_recording(False)
 
     @Slot()
     def save_snapshot(self) -> Path | None:
@@ -706,6 +778,10 @@ class MainWindow(QMainWindow):
         self._mode = "image"
         self.session.close_source(timeout=0)  # release the camera while a photo is shown
         self.live_action.setVisible(True)
+        self.hint_label.setText(HINTS["image"])
+        self.timeline.clear()  # a photo has no history: the video's is gone with it
+        self._timeline_key = None
+        self.timeline_box.hide()
         self._selected = None
         self.view.set_frame(result.image)
         maps = dict(enumerate(result.maps)) if result.maps is not None else None
@@ -716,6 +792,8 @@ class MainWindow(QMainWindow):
         if result.whole_image:
             self.banner.show_message(f"No face found in {name}: the whole image was classified as one face.",
                                      level="info", origin="image")
+        elif not result.faces:
+            self.banner.show_message(f"No face found in {name}.", level="info", origin="image")
         else:
             self.banner.clear_message("image")
             n = len(result.faces)
@@ -726,6 +804,8 @@ class MainWindow(QMainWindow):
             self._mode = "live"
             self.banner.clear_message("image")
             self.live_action.setVisible(False)
+            self.hint_label.setText(HINTS["live"])
+            self.timeline_box.show()
 
     @Slot()
     def back_to_live(self) -> None:
@@ -740,6 +820,10 @@ class MainWindow(QMainWindow):
         self.model_label.setText(f"Model: {title}")
         if self._recorder is not None:
             self.record_label.setText(f"● REC {self._recorder.path.name}: {self._recorder.frames} frames")
+        video = self._video_recorder
+        if video is not None and video.error and not self._video_warned:  # the CSV goes on without it
+            self._video_warned = True
+            self.banner.show_message(video.error, origin="record")
         self.device_label.setText(f"Device: {self._device}")
         recent = [t for t in self._display_times if now - t <= 2.0]
         if self._mode == "live" and len(recent) >= 2 and now - recent[-1] < 1.0:

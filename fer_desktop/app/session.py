@@ -5,8 +5,14 @@ GUI thread. Frames and results go through a one-slot mailbox: if the GUI is
 busy, a newer frame replaces the waiting one instead of queueing up behind it,
 so the display never falls behind the source. Recording happens before the
 mailbox, in the inference thread, so that a busy GUI drops no recorded row.
+
+After a source switch, frames and results still in flight from the old source
+are dropped: frames carry their source, results the worker's source
+generation. A recorder that fails (a full disk) is detached at once, so the
+labels go on, and ``recording_failed`` tells the window.
 """
 
+import logging
 import threading
 
 import cv2
@@ -14,6 +20,8 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from fer_desktop.capture import FrameSource, SourceStatus
 from fer_desktop.inference import InferenceWorker
+
+log = logging.getLogger(__name__)
 
 
 class _Mailbox:
@@ -47,6 +55,7 @@ class LiveSession(QObject):
     image_ready = Signal(object)  # inference.ImageResult
     source_status = Signal(object)  # capture.SourceStatus
     worker_event = Signal(object)  # inference.WorkerEvent
+    recording_failed = Signal(object)  # (TimelineRecorder, why): recording stopped; the caller closes it
 
     _frame_posted = Signal()
     _result_posted = Signal()
@@ -97,13 +106,30 @@ class LiveSession(QObject):
             recorders, self._recorders = self._recorders, (None, None)
         return recorders
 
+    def _is_current(self, result) -> bool:
+        """Whether ``result`` was labelled from the current source (not one replaced since)."""
+        worker = self.worker
+        return worker is not None and result.source_generation == worker.source_generation
+
     def _on_worker_result(self, result) -> None:
+        if not self._is_current(result):
+            return  # in flight while the source changed: neither recorded nor shown
+        failed = None
         with self._recording_lock:  # held while writing: close() never cuts a row in half
             timeline, video = self._recorders
             if timeline is not None:
-                timeline.add(result.frame_id, result.faces, result.model)
-            if video is not None and result.image is not None:
-                video.add(result.image, result.faces, result.maps)
+                try:
+                    timeline.add(result.frame_id, result.faces, result.model)  # a write error sets .error
+                    if video is not None and result.image is not None:
+                        video.add(result.image, result.faces, result.maps)
+                    why = timeline.error
+                except Exception as exc:  # a bug must not stop the labels either
+                    log.exception("recording failed")
+                    why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                if why is not None:
+                    failed, self._recorders = (timeline, why), (None, None)
+        if failed is not None:
+            self.recording_failed.emit(failed)
         self._results.post(result)
 
     def request_model(self, name: str) -> None:
@@ -143,8 +169,8 @@ class LiveSession(QObject):
         """
         self.close_source(timeout=0)
         self._source_spec = spec
-        source = FrameSource(spec, on_frame=self._frames.post, after=self._retired,
-                             open_capture=self.open_capture,
+        source = FrameSource(spec, on_frame=lambda frame: self._frames.post((source, frame)),
+                             after=self._retired, open_capture=self.open_capture,
                              on_status=lambda status: self._status_posted.emit(source, status))
         self.source = source
         if self.worker is not None:
@@ -157,6 +183,7 @@ class LiveSession(QObject):
         if self.worker is not None:
             self.worker.set_source(None)
         self._frames.take()
+        self._results.take()
         if source is None:
             return True
         self._retired = source  # the next source opens once this one has let go
@@ -183,15 +210,15 @@ class LiveSession(QObject):
 
     @Slot()
     def _deliver_frame(self) -> None:
-        frame = self._frames.take()
-        # A frame from a source closed meanwhile is dropped.
-        if frame is not None and self.source is not None:
-            self.frame_ready.emit(frame)
+        posted = self._frames.take()
+        # A frame from a source closed or replaced meanwhile is dropped.
+        if posted is not None and posted[0] is self.source:
+            self.frame_ready.emit(posted[1])
 
     @Slot()
     def _deliver_result(self) -> None:
         result = self._results.take()
-        if result is not None and self.source is not None:
+        if result is not None and self.source is not None and self._is_current(result):
             self.result_ready.emit(result)
 
     @Slot(object, object)
