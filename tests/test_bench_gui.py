@@ -4,6 +4,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # bench/ is a folder of the checkout, not an installed package
     sys.path.insert(0, str(ROOT))
@@ -15,6 +17,7 @@ def _number(value) -> bool:
     return isinstance(value, (int, float)) and value >= 0
 
 
+@pytest.mark.slow
 def test_quick_run_writes_results(tmp_path):
     out = tmp_path / "out"
     # Two seconds a switch: room for a result of each model even on a busy machine.
@@ -52,6 +55,7 @@ def test_quick_run_writes_results(tmp_path):
     assert "| baseline_cnn | attention_cnn |" in md
 
 
+@pytest.mark.slow
 def test_quick_run_with_maps_and_recording_on(tmp_path):
     out = tmp_path / "out"
     assert main(["--quick", "--models", "baseline_cnn", "--features", "explain,record", "--seconds", "1.5",

@@ -96,6 +96,7 @@ def test_native_logs_filtered_drops_mediapipe_lines_and_keeps_the_rest(capfd):
                                       "INFO: after the block, nothing is filtered\n")
 
 
+@pytest.mark.slow
 def test_the_detector_keeps_mediapipe_logs_off_stderr(tmp_path, face_video):
     # In a fresh process, as the app and fer-predict run it: created, detecting (PyTorch loaded first
     # moves LiteRT's one alignment warning from the first detection to a later one), closed.

@@ -205,6 +205,7 @@ def test_unexpected_error_exit_4_with_the_traceback_behind_verbose(files, cnn_we
     assert "Traceback" in err and "ZeroDivisionError" in err
 
 
+@pytest.mark.slow
 def test_ctrl_c_exit_130(tmp_path, cnn_weights_dir):
     import signal
     import time
@@ -459,6 +460,7 @@ def test_same_named_inputs_get_their_own_annotated_copies(files, cnn_weights_dir
     assert a.shape == b.shape == (320, 320, 3) and not np.array_equal(a, b)  # each its own input's copy
 
 
+@pytest.mark.slow
 def test_json_is_streamed_and_stays_valid_when_interrupted(tmp_path, cnn_weights_dir):
     import signal
 

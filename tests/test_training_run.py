@@ -284,6 +284,7 @@ def test_train_all_distils_the_resnets_from_its_own_baseline_under_the_best_reci
     assert teacher("resnet50", "--recipe", "paper") is None
 
 
+@pytest.mark.slow
 def test_streamed_training_from_a_memory_mapped_folder_learns_what_in_memory_training_learns(tiny_npz, tmp_path):
     from training.data import write_npy_folder
     from training.streaming import StreamedFaces
