@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fer_desktop.emotions import EMOTIONS
+
 ENSEMBLE = "ensemble"
 ENSEMBLE_TITLE = "All models (ensemble)"
 CARD_NAME = "ensemble.json"
@@ -90,7 +92,7 @@ class EnsembleClassifier:
         self.card = {"model": ENSEMBLE, "members": [m.name for m in members],
                      "weights": dict(zip([m.name for m in members], self.weights.round(4).tolist())),
                      **{k: v for k, v in (card or {}).items()
-                        if k in ("metrics", "chosen_on", "temperature", "combine")}}
+                        if k in ("metrics", "chosen_on", "temperature", "combine", "class_bias")}}
         # The mean of calibrated members is under-confident: its own temperature, fitted on PublicTest
         # (training.ensemble), sharpens it again (p ** (1 / T), renormalised).
         self.temperature = float(self.card.get("temperature", 1.0))
@@ -99,14 +101,19 @@ class EnsembleClassifier:
         self.combine = self.card.get("combine", "probabilities")
         if self.combine not in COMBINE:
             raise ValueError(f"unknown ensemble combination {self.combine!r}; expected one of {COMBINE}")
+        # Added to the log-probabilities before the temperature: a per-emotion shift chosen on
+        # PublicTest's macro-F1 (training.ensemble), which lifts the rare emotions (disgust, fear).
+        bias = self.card.get("class_bias") or {}
+        self.class_bias = np.array([float(bias.get(name, 0.0)) for name in EMOTIONS], np.float64)
         self.notice = notice  # one line for the user when the weights are not the measured ones
 
     def predict(self, faces) -> np.ndarray:
         member_probs = [(w, m.predict(faces)) for m, w in zip(self.members, self.weights) if w > 0]
-        return combine(member_probs, self.combine, self.temperature)
+        return combine(member_probs, self.combine, self.temperature, self.class_bias)
 
 
-def combine(weighted_probs: list, how: str = "probabilities", temperature: float = 1.0) -> np.ndarray:
+def combine(weighted_probs: list, how: str = "probabilities", temperature: float = 1.0,
+            class_bias: np.ndarray | None = None) -> np.ndarray:
     """The ensemble's probabilities from ``[(weight, probs [N, 7]), ...]`` (weights summing to 1)."""
     if how == "logits":
         logp = np.sum([w * np.log(np.clip(p, 1e-12, None)) for w, p in weighted_probs], axis=0)
@@ -114,7 +121,15 @@ def combine(weighted_probs: list, how: str = "probabilities", temperature: float
         probs = e / e.sum(axis=1, keepdims=True)
     else:
         probs = np.sum([w * p for w, p in weighted_probs], axis=0)
-    return sharpen(probs, temperature).astype(np.float32)
+    return sharpen(shift(probs, class_bias), temperature).astype(np.float32)
+
+
+def shift(probs: np.ndarray, class_bias: np.ndarray | None) -> np.ndarray:
+    """``softmax(log(probs) + class_bias)``: probabilities with each emotion's prior moved."""
+    if class_bias is None or not np.any(class_bias):
+        return probs
+    p = np.clip(probs, 1e-12, None) * np.exp(class_bias - np.max(class_bias))
+    return p / p.sum(axis=1, keepdims=True)
 
 
 def sharpen(probs: np.ndarray, temperature: float) -> np.ndarray:

@@ -449,6 +449,36 @@ def test_the_ensemble_averages_calibrated_logits_where_that_wins_on_publictest()
     np.testing.assert_allclose(plain.predict(None), (a + b) / 2, rtol=1e-5)
 
 
+def test_a_shift_per_emotion_lifts_a_rare_emotion_within_the_accuracy_it_may_cost():
+    from fer_desktop.emotions import EMOTIONS
+    from fer_desktop.ensemble import EnsembleClassifier, shift
+    from training.ensemble import MAX_ACCURACY_DROP, accuracy, choose_class_bias, macro_f1
+
+    rng = np.random.default_rng(0)
+    labels = rng.choice(7, 2000, p=[0.14, 0.02, 0.14, 0.25, 0.17, 0.11, 0.17])
+    logits = rng.normal(0, 1, (2000, 7))
+    logits[np.arange(2000), labels] += 1.6
+    logits[:, 1] -= 1.5  # disgust under-predicted, as a model trained on FER-2013's imbalance does
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    bias = choose_class_bias(probs, labels)
+    shifted = shift(probs, bias)
+    assert bias[1] > 0.5  # disgust lifted
+    assert macro_f1(shifted, labels) > macro_f1(probs, labels) + 0.02
+    assert accuracy(shifted, labels) >= accuracy(probs, labels) - MAX_ACCURACY_DROP
+    recall = lambda p: ((p.argmax(1) == 1) & (labels == 1)).sum() / (labels == 1).sum()  # noqa: E731
+    assert recall(shifted) > recall(probs)
+
+    class Fixed:
+        name, device, engine = "m", "cpu", "test"
+
+        def predict(self, faces):
+            return probs[:5]
+
+    card = {"class_bias": dict(zip(EMOTIONS, bias.tolist()))}
+    ensemble = EnsembleClassifier([Fixed(), Fixed()], [1, 1], card)
+    np.testing.assert_allclose(ensemble.predict(None), shift(probs[:5], bias), rtol=1e-5, atol=1e-7)
+
+
 def test_a_large_image_folder_is_decoded_as_batches_need_it(tiny_npz, tmp_path, monkeypatch):
     from PIL import Image
 
