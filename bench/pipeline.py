@@ -187,13 +187,14 @@ def make_untrained_weights(folder: Path, name: str, input_size: int, seed: int =
     """Untrained weights for ``name`` at ``input_size``, with a card like training writes."""
     import torch
 
-    from fer_desktop.models import create_model, get_spec
+    from fer_desktop.models import create_model
     from fer_desktop.weights import save_weights
+    from training.recipes import normalisation
 
     torch.manual_seed(seed)
-    spec = get_spec(name)
-    card = {"model": name, "architecture": {}, "input_size": int(input_size), "mean": list(spec.mean),
-            "std": list(spec.std), "recipe": "untrained (benchmark)", "metrics": {}}
+    mean, std = normalisation(name)
+    card = {"model": name, "architecture": {}, "input_size": int(input_size), "mean": list(mean),
+            "std": list(std), "recipe": "untrained (benchmark)", "metrics": {}}
     return save_weights(create_model(name), card, Path(folder) / f"{name}.safetensors")
 
 

@@ -80,18 +80,19 @@ def make_tiny_weights(folder: Path, names=None, seed: int = 0) -> Path:
     """Untrained weights for the models, at small input sizes so CPU tests are quick."""
     import torch
 
-    from fer_desktop.models import create_model, get_spec, list_models
+    from fer_desktop.models import create_model, list_models
     from fer_desktop.weights import save_weights
+    from training.recipes import normalisation
 
     torch.manual_seed(seed)
     for name in names or list_models():
-        spec = get_spec(name)
+        mean, std = normalisation(name)
         card = {
             "model": name,
             "architecture": {},
             "input_size": 48 if "cnn" in name else 64,
-            "mean": list(spec.mean),
-            "std": list(spec.std),
+            "mean": list(mean),
+            "std": list(std),
             "recipe": "untrained (tests)",
             "metrics": {},
         }

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from fer_desktop.models import get_spec, list_models
+from fer_desktop.models import list_models
 from fer_desktop.preprocessing import (DEFAULT_MARGIN, DEFAULT_SHIFT_UP, FACE_SIZE, Box, crop_face, crop_faces,
                                        crop_square, faces_to_tensor, whole_image_face)
+from training.recipes import normalisation, paper_recipe
 
 
 def _noise(shape, seed=0) -> np.ndarray:
@@ -71,16 +72,16 @@ def test_whole_image_face_uses_all_of_the_image():
 @pytest.mark.parametrize("name", list_models())
 def test_app_path_equals_training_path(name):
     """A 48x48 face through the app's crop gives the very tensor training computes from it."""
-    spec = get_spec(name)
+    size, (mean, std) = paper_recipe(name).input_size, normalisation(name)  # the paper's sizes: a resize
     face = _noise((FACE_SIZE, FACE_SIZE), seed=1)
     # The app: a BGR frame that is exactly this face, and a box mapping it 1:1.
     frame = np.repeat(face[:, :, None], 3, axis=2)
     app_face = crop_face(frame, Box(0, 0, FACE_SIZE, FACE_SIZE), margin=0.0, shift_up=0.0)
     np.testing.assert_array_equal(app_face, face)
-    app = faces_to_tensor(app_face[None], spec.input_size, spec.mean, spec.std)
+    app = faces_to_tensor(app_face[None], size, mean, std)
     # Training: FER-2013 faces as a uint8 tensor batch, straight into faces_to_tensor.
-    train = faces_to_tensor(torch.from_numpy(face)[None], spec.input_size, spec.mean, spec.std)
-    assert app.shape == (1, 3, spec.input_size, spec.input_size) and app.dtype == torch.float32
+    train = faces_to_tensor(torch.from_numpy(face)[None], size, mean, std)
+    assert app.shape == (1, 3, size, size) and app.dtype == torch.float32
     assert torch.equal(app, train)
 
 

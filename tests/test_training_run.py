@@ -330,15 +330,15 @@ class _NormRecordingSGD(torch.optim.SGD):
 
 @pytest.mark.parametrize("clip", [0.0, 0.05])
 def test_gradient_clipping_bounds_every_step(tiny_npz, clip):
-    from fer_desktop.models import create_model, get_spec
+    from fer_desktop.models import create_model
     from training.engine import Feed, train_one_epoch
+    from training.recipes import normalisation
 
     data = load_dataset(tiny_npz)
     recipe = tiny_recipe("baseline_cnn", "best", grad_clip=clip, mixup_alpha=0.0, **{"architecture.widths": [8, 8, 8]})
     torch.manual_seed(0)
     model = create_model("baseline_cnn", **recipe.architecture)
-    spec = get_spec("baseline_cnn")
-    feed = Feed(recipe.input_size, spec.mean, spec.std, torch.device("cpu"))
+    feed = Feed(recipe.input_size, *normalisation("baseline_cnn"), torch.device("cpu"))
     optimizer = _NormRecordingSGD(model.parameters(), lr=0.01)
     train_one_epoch(model, data.train_x, data.train_y, recipe, feed, optimizer, lambda step: 0.01, 0,
                     torch.Generator().manual_seed(0), torch.Generator().manual_seed(1))

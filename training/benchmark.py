@@ -26,11 +26,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from fer_desktop.models import create_model, get_spec, list_models
+from fer_desktop.models import create_model, list_models
 from fer_desktop.precision import autocast_bf16, cpu_name, cpu_runs_bf16_natively
 from training.augment import augment
 from training.engine import Feed
-from training.recipes import best_recipe
+from training.recipes import best_recipe, normalisation, paper_recipe
 
 RESULTS = Path(__file__).resolve().parent / "benchmark_results.json"
 FER2013_TRAIN = 28709
@@ -49,19 +49,19 @@ def machine(device: torch.device) -> dict:
 
 def images_per_s(name: str, size: int, architecture: dict, batch: int, steps: int, device: torch.device,
                  channels_last: bool, bf16: bool) -> float:
-    spec = get_spec(name)
+    mean, std = normalisation(name)
     recipe = best_recipe(name)
     model = create_model(name, **architecture).to(device).train()
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-    feed = Feed(size, spec.mean, spec.std, device, bf16=bf16, channels_last=channels_last)
+    feed = Feed(size, mean, std, device, bf16=bf16, channels_last=channels_last)
     g = torch.Generator(device=device).manual_seed(0)
     faces = torch.randint(0, 256, (batch, 48, 48), dtype=torch.uint8, device=device)
     labels = torch.randint(0, 7, (batch,), device=device)
 
     def step():
-        x = feed.layout(augment(feed.inputs(faces), recipe.augment, g, spec.mean, spec.std))
+        x = feed.layout(augment(feed.inputs(faces), recipe.augment, g, mean, std))
         with feed.autocast():
             loss = F.cross_entropy(model(x).float(), labels)
         optimizer.zero_grad(set_to_none=True)
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.registry_widths and recipe.architecture:
             configs.append(("best size, registry architecture", recipe.input_size, {}))
         if args.paper_sizes:
-            configs.append(("paper", get_spec(name).input_size, {}))
+            configs.append(("paper", paper_recipe(name).input_size, {}))
         for label, size, architecture in configs:
             for variant, channels_last, bf16 in variants(device, args.emulated_bf16, args.channels_last_only):
                 rate = images_per_s(name, size, architecture, args.batch_size, args.steps, device,

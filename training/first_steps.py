@@ -20,11 +20,11 @@ import time
 import torch
 import torch.nn.functional as F
 
-from fer_desktop.models import create_model, get_spec
+from fer_desktop.models import create_model
 from training.augment import augment
 from training.data import load_dataset
 from training.engine import Feed
-from training.recipes import RECIPE_NAMES, resolve_recipe
+from training.recipes import RECIPE_NAMES, normalisation, resolve_recipe
 from training.train import build_optimizer, parse_overrides
 
 
@@ -33,13 +33,12 @@ def first_steps(model_name: str, data_path: str, steps: int, batch_size: int, wa
                 val_faces: int = 0) -> tuple[list[dict], float | None]:
     """One row per step, and the accuracy on the first ``val_faces`` PublicTest faces (None if 0)."""
     recipe = resolve_recipe(model_name, recipe_name, overrides=overrides or {})
-    spec = get_spec(model_name)
     data = load_dataset(data_path)
     torch.manual_seed(seed)
     order = torch.randperm(len(data.train_y), generator=torch.Generator().manual_seed(seed))
     pick = order[:steps * batch_size]
     faces, labels = data.train_x[pick], data.train_y[pick]
-    feed = Feed(recipe.input_size, spec.mean, spec.std, torch.device("cpu"), bf16=False)
+    feed = Feed(recipe.input_size, *normalisation(model_name), torch.device("cpu"), bf16=False)
     model = create_model(model_name, **recipe.architecture).to(memory_format=torch.channels_last).train()
     optimizer = build_optimizer(model, recipe)
     aug_gen = torch.Generator().manual_seed(seed + 1)

@@ -8,6 +8,9 @@ geometric and photometric augmentation, label smoothing, dropout, flip
 test-time augmentation, and an epoch count fitted to ``--budget-s``. Each
 ingredient can be switched off on its own for the ablation,
 e.g. ``--recipe best --no-mixup`` or ``--set label_smoothing=0``.
+
+The input size and normalisation chosen here are training choices: the card of
+the trained weights records them, and everything downstream reads the card.
 """
 
 import dataclasses
@@ -19,6 +22,12 @@ from training.augment import AugmentConfig
 
 RECIPE_NAMES = ("paper", "best")
 CUSTOM_CNNS = ("baseline_cnn", "attention_cnn")
+# Grayscale is copied to three channels, so ImageNet's per-channel statistics
+# still apply to the ResNets; the custom CNNs take values in [0, 1] as in the paper.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+UNIT_MEAN = (0.0, 0.0, 0.0)
+UNIT_STD = (1.0, 1.0, 1.0)
 
 
 @dataclass
@@ -49,12 +58,17 @@ class Recipe:
         return dataclasses.asdict(self)
 
 
+def normalisation(model: str) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """The ``(mean, std)`` that ``model`` is trained with, under every recipe."""
+    return (UNIT_MEAN, UNIT_STD) if model in CUSTOM_CNNS else (IMAGENET_MEAN, IMAGENET_STD)
+
+
 def paper_recipe(model: str) -> Recipe:
-    spec = get_spec(model)
+    get_spec(model)  # unknown names fail here with the list of known ones
     resnet = model not in CUSTOM_CNNS
     return Recipe(
         name="paper",
-        input_size=spec.input_size,
+        input_size=224 if resnet else 128,  # the paper's sizes: ImageNet's for the ResNets
         epochs=30,
         batch_size=32,
         optimizer="adam",

@@ -36,7 +36,7 @@ from training.ferplus import LABEL_SETS
 from training.streaming import StreamedFaces, should_stream
 from training.engine import Feed, loss_and_accuracy, predict_logits, train_one_epoch
 from training.pretrained import PretrainedWeightsMissing
-from training.recipes import ABLATIONS, RECIPE_NAMES, Recipe, resolve_recipe, same_recipe
+from training.recipes import ABLATIONS, RECIPE_NAMES, Recipe, normalisation, resolve_recipe, same_recipe
 from training.schedule import lr_factor
 
 # Time kept back from a budget for the final evaluation, weights and figures.
@@ -185,9 +185,8 @@ def train(run: RunConfig, recipe: Recipe, data: FaceSplits | None = None) -> dic
 
         data = with_teacher(data, run.distill, recipe.distill_alpha, str(device),
                             cache=out / TEACHER_CACHE_NAME)
-    spec = get_spec(run.model)
     # Deterministic runs stay in fp32; bf16 only where the device runs it natively.
-    feed = Feed(recipe.input_size, spec.mean, spec.std, device,
+    feed = Feed(recipe.input_size, *normalisation(run.model), device,
                 bf16=autocast_bf16(device) and not run.deterministic)
 
     model = create_model(run.model, **recipe.architecture)
@@ -311,7 +310,7 @@ def finalise(run: RunConfig, recipe: Recipe, model, data: FaceSplits, state: dic
     from training.evaluate import evaluate_weights, headline
     from training.reports import plot_confusion_matrix, plot_learning_curves, plot_sample_predictions
 
-    spec = get_spec(run.model)
+    mean, std = normalisation(run.model)
     selected = state["epoch"]
     if recipe.select == "best" and state["best"] is not None:
         model.load_state_dict(state["best"]["model"])
@@ -320,8 +319,8 @@ def finalise(run: RunConfig, recipe: Recipe, model, data: FaceSplits, state: dic
         "model": run.model,
         "architecture": recipe.architecture,
         "input_size": recipe.input_size,
-        "mean": list(spec.mean),
-        "std": list(spec.std),
+        "mean": list(mean),
+        "std": list(std),
         "test_time_augmentation": recipe.tta,
         "recipe": recipe.to_dict(),
         "init": init,
@@ -360,7 +359,7 @@ def finalise(run: RunConfig, recipe: Recipe, model, data: FaceSplits, state: dic
                "val": {k: v for k, v in result["val"].items()}, "test": {k: v for k, v in result["test"].items()},
                "history": state["history"]}
     _write_json(out / "metrics.json", metrics)
-    title = f"{spec.title}, {recipe.name} recipe"
+    title = f"{get_spec(run.model).title}, {recipe.name} recipe"
     plot_confusion_matrix(np.asarray(result["test"]["confusion_matrix"]), out / "confusion_matrix.png",
                           f"{title}: test (PrivateTest) accuracy {result['test']['accuracy']:.1%}")
     plot_learning_curves(state["history"], out / "learning_curves.png", title)

@@ -1,7 +1,8 @@
-"""A registry of the four models: name -> how to build it and how to feed it.
+"""A registry of the four models: name -> how to build it.
 
-Each entry declares its default input size and normalisation (the paper's
-recipe). A weights card may override both; whoever loads weights follows the card.
+Only architectures live here. How a set of weights is fed (input size,
+normalisation, test-time augmentation) is in its card (``fer_desktop.weights``),
+and what training chooses for them in its recipe (``training.recipes``).
 """
 
 from __future__ import annotations
@@ -13,22 +14,12 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # torch loads in seconds: the GUI lists models before it is imported
     from torch import nn
 
-# Grayscale is copied to three channels, so ImageNet's per-channel statistics
-# still apply to the ResNets; the custom CNNs take values in [0, 1] as in the paper.
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-UNIT_MEAN = (0.0, 0.0, 0.0)
-UNIT_STD = (1.0, 1.0, 1.0)
-
 
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
     title: str
     builder: Callable[..., nn.Module]
-    input_size: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
     defaults: dict = field(default_factory=dict)
 
 
@@ -83,7 +74,7 @@ def _resnet50_cbam(**kw) -> nn.Module:
     return ResNet50FER(cbam=True, **kw)
 
 
-register_model(ModelSpec("baseline_cnn", "Baseline CNN", _baseline_cnn, 128, UNIT_MEAN, UNIT_STD))
-register_model(ModelSpec("attention_cnn", "Attention CNN", _attention_cnn, 128, UNIT_MEAN, UNIT_STD))
-register_model(ModelSpec("resnet50", "ResNet-50", _resnet50, 224, IMAGENET_MEAN, IMAGENET_STD))
-register_model(ModelSpec("resnet50_cbam", "ResNet-50 + CBAM", _resnet50_cbam, 224, IMAGENET_MEAN, IMAGENET_STD))
+register_model(ModelSpec("baseline_cnn", "Baseline CNN", _baseline_cnn))
+register_model(ModelSpec("attention_cnn", "Attention CNN", _attention_cnn))
+register_model(ModelSpec("resnet50", "ResNet-50", _resnet50))
+register_model(ModelSpec("resnet50_cbam", "ResNet-50 + CBAM", _resnet50_cbam))
