@@ -2,6 +2,8 @@
 
 detect -> crop (48x48 FER style) -> one batched forward pass. Used by the GUI's
 inference thread, by ``fer-predict`` and by the benchmark, with a timer per stage.
+``find`` and ``classify`` are the two halves, for callers that classify the
+faces of several frames in one pass (``fer-predict``'s videos).
 """
 
 import time
@@ -55,6 +57,16 @@ class FrameResult:
     crops: np.ndarray | None = None  # the uint8 [N, 48, 48] faces the classifier saw (for explanation maps)
 
 
+@dataclass
+class FoundFaces:
+    """A frame's faces before classification."""
+
+    boxes: list[Box]
+    crops: np.ndarray  # uint8 [N, 48, 48], one per box
+    whole_image: bool = False  # no face was found; the crop is the whole image
+    timings_ms: dict[str, float] = field(default_factory=dict)  # detect, crop
+
+
 class FramePipeline:
     """Detector + classifier; ``classifier`` may be swapped between frames.
 
@@ -71,25 +83,44 @@ class FramePipeline:
         self.detector = detector
         self.classifier = classifier
 
+    def find(self, frame: np.ndarray, whole_image_fallback: bool = False, tiled: bool = False) -> FoundFaces:
+        """Detect and crop: the faces ``classify`` will label (arguments as for calling the pipeline)."""
+        t0 = time.perf_counter()
+        boxes = self.detector.detect(frame, tiled=tiled) if tiled else self.detector.detect(frame)
+        t1 = time.perf_counter()
+        whole = False
+        if boxes:
+            crops = crop_faces(frame, boxes)
+        elif whole_image_fallback:
+            h, w = frame.shape[:2]
+            boxes, crops, whole = [Box(0, 0, w, h, 0.0)], whole_image_face(frame), True
+        else:
+            crops = crop_faces(frame, [])
+        t2 = time.perf_counter()
+        return FoundFaces(boxes, crops, whole, {"detect": (t1 - t0) * 1e3, "crop": (t2 - t1) * 1e3})
+
+    def classify(self, found: list[FoundFaces]) -> list[FrameResult]:
+        """The faces of every frame in ``found``, labelled in one forward pass."""
+        crops = [f.crops for f in found if len(f.crops)]
+        if not crops:
+            probs = np.zeros((0, len(EMOTIONS)), np.float32)
+        else:
+            probs = self.classifier.predict(crops[0] if len(crops) == 1 else np.concatenate(crops))
+        results, start = [], 0
+        for f in found:
+            faces = [FaceResult(b, p) for b, p in zip(f.boxes, probs[start:start + len(f.boxes)])]
+            results.append(FrameResult(faces, f.whole_image, dict(f.timings_ms), f.crops))
+            start += len(f.boxes)
+        return results
+
     def __call__(self, frame: np.ndarray, whole_image_fallback: bool = False, tiled: bool = False) -> FrameResult:
         """``tiled=True`` (photos of groups) also finds small faces; see ``FaceDetector.detect``.
 
         ``whole_image_fallback``: with no face detected, classify the whole frame as one face
         (``looks_like_face_crop`` says for which images that makes sense).
         """
+        found = self.find(frame, whole_image_fallback, tiled)
         t0 = time.perf_counter()
-        boxes = self.detector.detect(frame, tiled=tiled) if tiled else self.detector.detect(frame)
-        t1 = time.perf_counter()
-        whole = False
-        if boxes:
-            faces = crop_faces(frame, boxes)
-        elif whole_image_fallback:
-            h, w = frame.shape[:2]
-            boxes, faces, whole = [Box(0, 0, w, h, 0.0)], whole_image_face(frame), True
-        else:
-            faces = crop_faces(frame, [])
-        t2 = time.perf_counter()
-        probs = self.classifier.predict(faces) if len(faces) else np.zeros((0, len(EMOTIONS)), np.float32)
-        t3 = time.perf_counter()
-        timings = {"detect": (t1 - t0) * 1e3, "crop": (t2 - t1) * 1e3, "infer": (t3 - t2) * 1e3}
-        return FrameResult([FaceResult(b, p) for b, p in zip(boxes, probs)], whole, timings, faces)
+        (result,) = self.classify([found])
+        result.timings_ms["infer"] = (time.perf_counter() - t0) * 1e3
+        return result

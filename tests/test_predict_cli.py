@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from fer_desktop.emotions import EMOTIONS
-from fer_desktop.predict_cli import CSV_HEADER, main
+from fer_desktop.predict_cli import main
+from fer_desktop.predict_sinks import CSV_HEADER
 
 
 @pytest.fixture(scope="module")
@@ -425,12 +426,12 @@ def test_a_truncated_video_says_how_many_frames_it_lacks(tmp_path, cnn_weights_d
 
 
 def test_frame_count_tolerance():
-    from fer_desktop.predict_cli import FRAME_COUNT_TOLERANCE, _ends_early
+    from fer_desktop.predict_inputs import FRAME_COUNT_TOLERANCE, ends_early
 
     assert FRAME_COUNT_TOLERANCE == 2
-    assert not _ends_early(148, 150) and _ends_early(147, 150)  # a frame or two short: the container's error
-    assert not _ends_early(990, 1000) and _ends_early(989, 1000)  # 1 % of long videos (estimated counts)
-    assert not _ends_early(500, 472) and not _ends_early(24, None)  # more than declared; nothing declared
+    assert not ends_early(148, 150) and ends_early(147, 150)  # a frame or two short: the container's error
+    assert not ends_early(990, 1000) and ends_early(989, 1000)  # 1 % of long videos (estimated counts)
+    assert not ends_early(500, 472) and not ends_early(24, None)  # more than declared; nothing declared
 
 
 # ---------------------------------------------------------------- annotated copies, streamed JSON
