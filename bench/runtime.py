@@ -51,7 +51,7 @@ TARGET_PHOTO_S = 1.0
 def engine_times(rounds: int, calls: int, tmp: Path) -> dict:
     from fer_desktop.classifier import load_classifier
     from fer_desktop.weights import find_weights
-    from training.export import main as export
+    from training.commands.export import main as export
 
     fp32_dir = tmp / "fp32"
     fp32_dir.mkdir()

@@ -7,7 +7,7 @@ import pytest
 
 from fer_desktop.classifier import load_classifier
 from fer_desktop.ensemble import sharpen
-from training.calibrate import ece, fit_temperature, softmax
+from training.commands.calibrate import ece, fit_temperature, softmax
 
 
 def sampled(temperature: float, n: int = 20000, seed: int = 0):
@@ -33,7 +33,7 @@ def test_ece_is_small_when_calibrated_and_large_when_overconfident():
 
 def test_both_runtimes_apply_the_cards_temperature(tmp_path):
     from conftest import make_tiny_weights
-    from training.export import main as export
+    from training.commands.export import main as export
 
     folder = make_tiny_weights(tmp_path / "w", ["baseline_cnn"])
     assert export(["baseline_cnn", "--weights-dir", str(folder), "--precision", "fp32"]) == 0

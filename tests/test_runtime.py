@@ -20,7 +20,7 @@ ATTENTION = ["attention_cnn", "resnet50_cbam"]
 
 
 def export(folder: Path, names, precision: str = "fp32") -> Path:
-    from training.export import main
+    from training.commands.export import main
 
     assert main([*names, "--weights-dir", str(folder), "--precision", precision]) == 0
     return folder
@@ -118,7 +118,7 @@ def test_shipped_models_run_int8_on_onnx_runtime_by_default(name):
     card = json.loads((SHIPPED / f"{name}.json").read_text())
     runtime = card["runtime"]
     assert (SHIPPED / runtime["file"]).is_file()
-    from training.export import sha256
+    from training.commands.export import sha256
 
     # The runtime file was exported from exactly the weights beside it.
     assert runtime["weights_sha256"] == sha256(SHIPPED / f"{name}.safetensors")

@@ -14,12 +14,12 @@ from fer_desktop.classifier import load_classifier
 from fer_desktop.emotions import EMOTIONS
 from fer_desktop.models import list_models
 from training.augment import AugmentConfig, augment, mixup
-from training.bundle import append_to_bundle, join_parts, split_into_parts
+from training.commands.bundle import append_to_bundle, join_parts, split_into_parts
 from training.data import load_dataset
-from training.evaluate import evaluate_weights, headline
+from training.commands.evaluate import evaluate_weights, headline
 from training.recipes import resolve_recipe
 from training.schedule import lr_factor
-from training.train import RunConfig, train
+from training.commands.train import RunConfig, train
 
 OUTPUTS = ("config.json", "metrics.json", "confusion_matrix.png", "learning_curves.png", "sample_predictions.png",
            "last.pt")
@@ -248,14 +248,27 @@ def test_bundle_parts_rejoin_into_the_same_files(tmp_path):
 
 
 def test_training_imports_no_camera_gui_or_opencv():
-    code = ("import sys, training.train, training.train_all, training.evaluate, training.benchmark; "
+    code = ("import sys, training.commands.train, training.commands.train_all, training.commands.evaluate, "
+            "training.commands.benchmark; "
             "print(sorted(m for m in ('cv2', 'PySide6', 'mediapipe') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
 
 
+def test_one_entry_lists_every_command_and_the_older_names_still_run():
+    from training.__main__ import COMMANDS
+
+    listing = subprocess.run([sys.executable, "-m", "training", "--help"], capture_output=True, text=True,
+                             check=True, cwd=Path(__file__).resolve().parents[1]).stdout
+    assert all(f"\n    {name}" in listing for name in COMMANDS)
+    for command in (["training", "bundle", "--help"], ["training.bundle", "--help"]):
+        usage = subprocess.run([sys.executable, "-m", *command], capture_output=True, text=True, check=True,
+                               cwd=Path(__file__).resolve().parents[1]).stdout
+        assert usage.startswith("usage: python -m training bundle")
+
+
 def test_train_all_script_writes_each_model_and_the_bundle(tiny_npz, tmp_path):
-    from training.train_all import main
+    from training.commands.train_all import main
 
     code = main(["--data", str(tiny_npz), "--out", str(tmp_path / "all"), "--bundle", str(tmp_path / "parts"),
                  "--budget-s", "60", "--models", "baseline_cnn", "attention_cnn", "--input-size", "32",
@@ -268,7 +281,7 @@ def test_train_all_script_writes_each_model_and_the_bundle(tiny_npz, tmp_path):
 
 
 def test_train_all_distils_the_resnets_from_its_own_baseline_under_the_best_recipe(tmp_path):
-    from training.train_all import build_parser, resnet_teacher
+    from training.commands.train_all import build_parser, resnet_teacher
 
     def teacher(model, *flags):
         args = build_parser().parse_args(["--data", "x", "--out", str(tmp_path), "--budget-s", "1", *flags])
@@ -351,7 +364,7 @@ def test_gradient_clipping_bounds_every_step(tiny_npz, clip):
 
 def test_distillation_mixes_the_teachers_probabilities_into_the_targets(trained, tiny_npz, tmp_path):
     from training.distill import with_teacher
-    from training.train import main as train_main
+    from training.commands.train import main as train_main
 
     data = load_dataset(tiny_npz)
     taught = with_teacher(data, trained / "baseline_cnn.safetensors", alpha=0.25)
@@ -400,7 +413,7 @@ def test_ensemble_script_chooses_weights_on_publictest_and_writes_its_card(cnn_w
     import shutil
 
     from fer_desktop import load_classifier
-    from training.ensemble import choose_weights, main
+    from training.commands.ensemble import choose_weights, main
 
     folder = tmp_path / "weights"
     shutil.copytree(cnn_weights_dir, folder)
@@ -419,7 +432,7 @@ def test_ensemble_script_chooses_weights_on_publictest_and_writes_its_card(cnn_w
 
 def test_the_ensemble_averages_calibrated_logits_where_that_wins_on_publictest():
     from fer_desktop.ensemble import EnsembleClassifier
-    from training.ensemble import choose_combination
+    from training.commands.ensemble import choose_combination
 
     def probs(*rows):
         p = np.full((len(rows), 7), 1e-6)
@@ -452,7 +465,7 @@ def test_the_ensemble_averages_calibrated_logits_where_that_wins_on_publictest()
 def test_a_shift_per_emotion_lifts_a_rare_emotion_within_the_accuracy_it_may_cost():
     from fer_desktop.emotions import EMOTIONS
     from fer_desktop.ensemble import EnsembleClassifier, shift
-    from training.ensemble import MAX_ACCURACY_DROP, accuracy, choose_class_bias, macro_f1
+    from training.commands.ensemble import MAX_ACCURACY_DROP, accuracy, choose_class_bias, macro_f1
 
     rng = np.random.default_rng(0)
     labels = rng.choice(7, 2000, p=[0.14, 0.02, 0.14, 0.25, 0.17, 0.11, 0.17])
@@ -505,7 +518,7 @@ def test_a_large_image_folder_is_decoded_as_batches_need_it(tiny_npz, tmp_path, 
 
 def test_a_run_can_start_from_trained_weights_at_another_size(trained, tiny_npz, tmp_path, capsys):
     from fer_desktop.weights import read_state
-    from training.train import main as train_main
+    from training.commands.train import main as train_main
 
     source = trained / "baseline_cnn.safetensors"
     # lr 0: the convolutions stay exactly what was loaded (BatchNorm statistics still move).
@@ -523,7 +536,7 @@ def test_a_run_can_start_from_trained_weights_at_another_size(trained, tiny_npz,
 
 
 def test_first_steps_reports_loss_gradient_norm_and_logits(tiny_npz):
-    from training.first_steps import first_steps
+    from training.commands.first_steps import first_steps
 
     rows, accuracy = first_steps("baseline_cnn", str(tiny_npz), steps=3, batch_size=16, warmup_steps=2,
                                  overrides={"input_size": 32, "grad_clip": 1.0}, val_faces=10)

@@ -8,10 +8,10 @@ import torch
 
 from fer_desktop.classifier import load_classifier
 from fer_desktop.emotions import EMOTIONS
-from fer_desktop.precision import autocast_bf16, cpu_runs_bf16_natively
+from training.precision import autocast_bf16, cpu_runs_bf16_natively
 from training.engine import Feed
 from training.recipes import resolve_recipe
-from training.train import RunConfig, train
+from training.commands.train import RunConfig, train
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -95,7 +95,7 @@ def test_cnn_best_recipe_is_the_cpu_sized_one():
 
 
 def test_benchmark_times_each_layout_and_names_the_cpu(tmp_path):
-    from training.benchmark import main
+    from training.commands.benchmark import main
 
     out = tmp_path / "bench.json"
     assert main(["--models", "baseline_cnn", "--steps", "1", "--batch-size", "4", "--out", str(out)]) == 0
@@ -108,8 +108,8 @@ def test_benchmark_times_each_layout_and_names_the_cpu(tmp_path):
 
 
 def test_command_line_entry_points_train_then_evaluate(tmp_path, capsys):
-    from training.evaluate import main as evaluate_main
-    from training.train import main as train_main
+    from training.commands.evaluate import main as evaluate_main
+    from training.commands.train import main as train_main
 
     data = stripes_npz(tmp_path / "s.npz", per_class_train=4)
     out = tmp_path / "run"
@@ -134,7 +134,7 @@ def test_command_line_entry_points_train_then_evaluate(tmp_path, capsys):
 
 
 def test_train_command_line_reports_bad_data_in_one_line(tmp_path, capsys):
-    from training.train import main as train_main
+    from training.commands.train import main as train_main
 
     assert train_main(["--model", "baseline_cnn", "--data", str(tmp_path / "missing.npz"),
                        "--out", str(tmp_path / "run"), "--quiet"]) == 2
@@ -143,9 +143,9 @@ def test_train_command_line_reports_bad_data_in_one_line(tmp_path, capsys):
 
 
 def test_choose_tta_picks_on_val_and_the_card_stays_reproducible(tmp_path):
-    from training.choose_tta import choose_tta
+    from training.commands.choose_tta import choose_tta
     from training.data import load_dataset
-    from training.evaluate import evaluate_weights, headline
+    from training.commands.evaluate import evaluate_weights, headline
 
     data_path = stripes_npz(tmp_path / "s.npz", per_class_train=4)
     recipe = resolve_recipe("baseline_cnn", "best", overrides={"input_size": 32, "epochs": 1, "batch_size": 14,
@@ -164,7 +164,7 @@ def test_choose_tta_picks_on_val_and_the_card_stays_reproducible(tmp_path):
 
 
 def test_benchmark_times_resnet_stems_and_sizes(tmp_path):
-    from training.benchmark import main
+    from training.commands.benchmark import main
 
     out = tmp_path / "bench.json"
     assert main(["--models", "resnet50", "--steps", "1", "--batch-size", "2", "--sizes", "32", "48",
@@ -173,7 +173,7 @@ def test_benchmark_times_resnet_stems_and_sizes(tmp_path):
     configs = [(r["input_size"], r["architecture"]["stem_stride"]) for r in rows]
     assert list(dict.fromkeys(configs)) == [(32, 4), (48, 4), (32, 2), (48, 2)]
     # bf16 is timed beside fp32 where this CPU runs it natively (precision.py), not where it is emulated.
-    from fer_desktop.precision import cpu_runs_bf16_natively
+    from training.precision import cpu_runs_bf16_natively
 
     expected = {"fp32 channels_last"} | ({"bf16 channels_last"} if cpu_runs_bf16_natively() else set())
     assert {r["variant"] for r in rows} == expected

@@ -17,34 +17,28 @@ uses val only, and the reported accuracy is test's.
 ``training.ferplus`` for which faces are kept.
 
 A folder of ``.npy`` files (``pixels.npy``, ``labels.npy``, ``split.npy``, and
-FER+'s votes if known), written by ``python -m training.data pack-npy SRC DIR``,
+FER+'s votes if known), written by ``python -m training data pack-npy SRC DIR``,
 is memory-mapped: its training faces are streamed (``training.streaming``),
 never read into memory as a whole. That is the format for datasets larger
 than memory.
 
-``python -m training.data pack SRC DST`` writes the compact copy: pixels as
+``python -m training data pack SRC DST`` writes the compact copy: pixels as
 residuals of the JPEG-LS (LOCO-I) predictor in an LZMA-compressed zip, about
 two thirds of the raw size; ``load_dataset`` reads it like any ``.npz``.
 """
 
-import argparse
 import csv
-import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from fer_desktop.emotions import EMOTIONS
 from training.ferplus import LABEL_SETS, ferplus_targets
+from training.streaming import FACE, StreamedFaces, read_face_file
 
-if TYPE_CHECKING:
-    from training.streaming import StreamedFaces
-
-FACE = 48
 SPLITS = ("train", "val", "test")
 CSV_USAGE = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
@@ -180,8 +174,6 @@ NPY_ARRAYS = ("labels", "split", "ferplus_votes", "ferplus_columns")
 
 def load_npy_folder(path: str | Path, labels: str = "fer2013") -> FaceSplits:
     """A ``pack-npy`` folder: training faces memory-mapped and streamed, val and test in memory."""
-    from training.streaming import StreamedFaces
-
     root = Path(path)
     pixels = np.load(root / NPY_PIXELS, mmap_mode="r")
     arrays = {name: np.load(root / f"{name}.npy") for name in NPY_ARRAYS if (root / f"{name}.npy").is_file()}
@@ -239,17 +231,6 @@ def load_csv(path: str | Path) -> FaceSplits:
     return _from_arrays(np.stack(pixels), np.asarray(labels), np.asarray(split), str(path))
 
 
-def read_face_file(path: Path) -> np.ndarray:
-    # Pillow comes with matplotlib; imported here so training needs it only for image folders.
-    from PIL import Image
-
-    with Image.open(path) as im:
-        im = im.convert("L")
-        if im.size != (FACE, FACE):
-            im = im.resize((FACE, FACE), Image.BILINEAR)
-        return np.asarray(im, dtype=np.uint8)
-
-
 def _class_files(root: Path) -> tuple[list[Path], np.ndarray]:
     files, labels = [], []
     for label, name in enumerate(EMOTIONS):
@@ -288,8 +269,6 @@ def load_folder(path: str | Path, val_fraction: float = 0.1, seed: int = 0) -> F
     test_files, test_y = _class_files(root / "test")
     val = stratified_holdout(train_y, val_fraction, seed)
     if len(train_files) - val.sum() > STREAM_FILES_ABOVE:
-        from training.streaming import StreamedFaces
-
         rows = np.flatnonzero(~val)
         return FaceSplits(
             train_x=StreamedFaces(files=train_files, rows=rows), train_y=torch.from_numpy(train_y[rows]),
@@ -338,32 +317,7 @@ def limit_splits(data: FaceSplits, limit: int, seed: int = 0) -> FaceSplits:
     return FaceSplits(**parts, source=data.source, labels=data.labels)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.data", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    p_pack = sub.add_parser("pack", help="write the compact .npz copy of a dataset")
-    p_pack.add_argument("src", help="fer2013 .npz, .csv or image folder")
-    p_pack.add_argument("dst", help="output .npz")
-    p_npy = sub.add_parser("pack-npy", help="write a folder of .npy files that training memory-maps and streams")
-    p_npy.add_argument("src", help="fer2013 .npz, .csv or image folder")
-    p_npy.add_argument("dst", help="output folder")
-    p_info = sub.add_parser("info", help="print split sizes and class counts")
-    p_info.add_argument("path")
-    args = parser.parse_args(argv)
-    if args.command == "pack":
-        dst = pack(args.src, args.dst)
-        check = load_dataset(dst)
-        print(f"{dst}: {dst.stat().st_size / 2**20:.1f} MiB, splits {check.sizes()}")
-    elif args.command == "pack-npy":
-        dst = write_npy_folder(args.src, args.dst)
-        print(f"{dst}: splits {load_dataset(dst).sizes()}")
-    else:
-        data = load_dataset(args.path)
-        for name in SPLITS:
-            y = data.split(name)[1]
-            print(name, len(y), torch.bincount(y, minlength=len(EMOTIONS)).tolist())
-    return 0
+if __name__ == "__main__":  # the command's older name, quoted in documents
+    from training.commands.data import main
 
-
-if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -23,7 +23,7 @@ class Feed:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     device: torch.device
-    bf16: bool = False  # autocast to bf16 (no loss scaling needed): see fer_desktop.precision
+    bf16: bool = False  # autocast to bf16 (no loss scaling needed): see training.precision
     # oneDNN (CPU) and cuDNN run convolutions fastest channels-last: on a 2-core AMD EPYC,
     # +2 to +33 % training img/s for the custom CNNs (training/benchmark_results.json).
     channels_last: bool = True
@@ -53,6 +53,20 @@ class EpochStats:
     @property
     def images_per_s(self) -> float:
         return self.images / max(self.seconds, 1e-9)
+
+
+def build_optimizer(model: torch.nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
+    # No weight decay on biases and normalisation parameters (1-d tensors).
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": recipe.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if recipe.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov)
+    if recipe.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=recipe.lr)
+    if recipe.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=recipe.lr)
+    raise ValueError(f"unknown optimizer {recipe.optimizer!r}; choose sgd, adam or adamw")
 
 
 def train_one_epoch(model, faces: torch.Tensor, labels: torch.Tensor, recipe: Recipe, feed: Feed, optimizer,

@@ -1,13 +1,17 @@
-"""ImageNet initialisation of the ResNets from torchvision's weights in the torch hub cache.
+"""Where a run's first weights come from: scratch, ImageNet (the ResNets) or a trained run.
 
-Nothing is downloaded unless the file is missing and a download works; on an
-offline machine the error says which file to place where.
+ImageNet's are torchvision's weights in the torch hub cache. Nothing is
+downloaded unless the file is missing and a download works; on an offline
+machine the error says which file to place where.
 """
 
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from fer_desktop.weights import read_card, read_state
+from training.recipes import Recipe
 
 # The V2 weights first (better ImageNet recipe), V1 as a fallback if that is what is cached.
 IMAGENET_FILES = {
@@ -66,3 +70,23 @@ def load_imagenet_backbone(model: nn.Module, allow_download: bool = True) -> str
     if unexpected or [k for k in missing if not k.startswith("fc.")]:
         raise RuntimeError(f"ImageNet weights do not fit the backbone: missing {missing}, unexpected {unexpected}")
     return tag
+
+
+def initialise(model: nn.Module, recipe: Recipe) -> str:
+    """Apply the recipe's ``init`` to a freshly built ``model``; returns how it started, for the card."""
+    if recipe.init == "scratch":
+        return "scratch"
+    if recipe.init == "imagenet":
+        return "imagenet:" + load_imagenet_backbone(model)
+    raise ValueError(f"unknown init {recipe.init!r}; choose scratch or imagenet")
+
+
+def start_from_weights(model: nn.Module, path: str, model_name: str, architecture: dict) -> str:
+    """Load a trained run's weights (its card must name the same model and architecture) into ``model``:
+    fine-tuning at another input size, or a longer schedule after a short one."""
+    card = read_card(path)
+    if card["model"] != model_name or (card.get("architecture") or {}) != architecture:
+        raise ValueError(f"{path}: weights of {card['model']} {card.get('architecture') or {}}, "
+                         f"not of {model_name} {architecture}")
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in read_state(path).items()})
+    return f"weights:{Path(path).name}"

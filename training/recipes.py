@@ -191,6 +191,17 @@ def apply_override(recipe: Recipe, key: str, value) -> None:
     setattr(target, name, value)
 
 
+def parse_overrides(items: list[str]) -> dict:
+    """``--set`` arguments (``key=value``) as a dict for ``resolve_recipe``."""
+    overrides = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set expects key=value, got {item!r}")
+        overrides[key.strip()] = value.strip()
+    return overrides
+
+
 def resolve_recipe(model: str, name: str = "paper", ablations=(), overrides: dict | None = None) -> Recipe:
     """The recipe ``name`` for ``model``, minus ``ablations``, then ``overrides`` (key -> value)."""
     builders = {"paper": paper_recipe, "best": best_recipe}

@@ -4,7 +4,7 @@ The default path copies the whole training set to the device once: for
 FER-2013 that is 28,709 x 48 x 48 bytes (66 MB), and gathering a batch on the
 device is free. A dataset of millions of faces, or one larger than memory,
 stays where it is instead: in host memory, in a memory-mapped ``.npy`` file
-(``python -m training.data pack-npy``) or as image files (a large image
+(``python -m training data pack-npy``) or as image files (a large image
 folder, decoded as needed), and DataLoader workers gather each global batch in
 the background while the device trains on the previous one.
 
@@ -18,6 +18,20 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
+
+FACE = 48  # FER-2013's faces: 48x48 grayscale
+
+
+def read_face_file(path: Path) -> np.ndarray:
+    """One image file as a 48x48 uint8 grayscale face."""
+    # Pillow comes with matplotlib; imported here so training needs it only for image folders.
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im = im.convert("L")
+        if im.size != (FACE, FACE):
+            im = im.resize((FACE, FACE), Image.BILINEAR)
+        return np.asarray(im, dtype=np.uint8)
 
 
 class StreamedFaces:
@@ -56,7 +70,7 @@ class StreamedFaces:
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return (len(self.rows), 48, 48)
+        return (len(self.rows), FACE, FACE)
 
     def __getitem__(self, index) -> "StreamedFaces":
         """A subset (by a boolean mask, an index array or a slice), still streamed."""
@@ -68,10 +82,8 @@ class StreamedFaces:
 
     def _read(self, rows: np.ndarray) -> np.ndarray:
         if self.files is not None:
-            from training.data import read_face_file
-
             return np.stack([read_face_file(self.files[i]) for i in rows]) if len(rows) else \
-                np.zeros((0, 48, 48), np.uint8)
+                np.zeros((0, FACE, FACE), np.uint8)
         return np.ascontiguousarray(self.pixels[rows])
 
     def gather(self, index) -> torch.Tensor:

@@ -36,3 +36,10 @@ def autocast_bf16(device: torch.device) -> bool:
     if device.type == "cuda":
         return True
     return device.type == "cpu" and cpu_runs_bf16_natively()
+
+
+def describe_device(device: torch.device) -> str:
+    """The device in words, for configs and weights cards."""
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    return f"{device.type}: {cpu_name()} ({torch.get_num_threads()} threads)"
