@@ -53,7 +53,7 @@ for i in range(60):
 writer.release()
 PY
 if command -v xvfb-run >/dev/null; then
-  FER_DESKTOP_SMOKE_SCREENSHOT="$out/window.png" FER_DESKTOP_SMOKE_RESULTS=10 QT_QPA_PLATFORM=xcb \
+  FER_DESKTOP_PLUGIN=bench.window_hooks:screenshot FER_DESKTOP_SMOKE_SCREENSHOT="$out/window.png" FER_DESKTOP_SMOKE_RESULTS=10 QT_QPA_PLATFORM=xcb \
     timeout 180 xvfb-run -a -s "-screen 0 1280x800x24" "$venv/bin/fer-desktop" --source "$out/faces.mp4" \
     --model resnet50_cbam --explain attention | tee "$out/window.log"
   grep -q "results with faces" "$out/window.log" && [ -s "$out/window.png" ]

@@ -9,7 +9,7 @@
 
 Every measurement runs ``fer-desktop`` (``python -m fer_desktop``) in a fresh
 process on a generated 640x360, 30 fps video (one face, and four faces), with
-the benchmark hook of ``fer_desktop/app/main.py`` (``$FER_DESKTOP_BENCH_EVENTS``)
+the benchmark hook of ``bench/window_hooks.py`` (``$FER_DESKTOP_BENCH_EVENTS``)
 logging timed events as JSON lines:
 
 - **time to window**: from just before the process is started to the first paint
@@ -120,6 +120,7 @@ def run_app(display: Display, video: Path, weights_dir: Path, model: str, second
     """Run the app on ``video`` until ``seconds`` after its first result; its events and start time."""
     events_path = Path(tempfile.mkstemp(prefix="events_", suffix=".jsonl", dir=tmp)[1])
     env = display.env()
+    env["FER_DESKTOP_PLUGIN"] = "bench.window_hooks:events"
     env["FER_DESKTOP_BENCH_EVENTS"] = str(events_path)
     env["FER_DESKTOP_BENCH_QUIT"] = f"{seconds:g}"
     if switches:

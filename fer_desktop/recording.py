@@ -237,10 +237,7 @@ class AnnotatedVideoRecorder:
                     continue
                 if self.error is not None:
                     continue
-                face_maps = None
-                if maps and all(getattr(f, "track_id", None) in maps for f in faces):
-                    face_maps = [maps[f.track_id] for f in faces]
-                out = draw_results(image, faces, maps=face_maps)
+                out = draw_results(image, faces, maps=maps)  # the window's drawing, at the frame's size
                 if size is not None and out.shape[:2] != size:  # another source, another size
                     out = cv2.resize(out, (size[1], size[0]), interpolation=cv2.INTER_AREA)
                 if writer is None:

@@ -6,7 +6,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 
 import cv2
 import pytest
@@ -360,6 +359,57 @@ def test_record_into_an_unwritable_folder_says_so(make_window, qtbot, tmp_path, 
     assert window.save_snapshot() is None and "cannot save the snapshot" in window.banner.text()
 
 
+def test_window_snapshot_recording_and_annotate_draw_the_same_picture(make_window, qtbot, cnn_weights_dir,
+                                                                       face_video, group_image, tmp_path):
+    """One renderer: fer-predict's annotated copy, Snapshot, the recorded video and the screen agree."""
+    import numpy as np
+    from PySide6.QtGui import QImage
+
+    from fer_desktop.predict_cli import main
+    from fer_desktop.recording import AnnotatedVideoRecorder
+
+    photo = tmp_path / "group.png"
+    cv2.imwrite(str(photo), group_image)
+    assert main([str(photo), "--model", "baseline_cnn", "--weights-dir", str(cnn_weights_dir),
+                 "--annotate", str(tmp_path / "annotated")]) == 0
+    annotated = cv2.imread(str(tmp_path / "annotated" / "group.annotated.png"))
+
+    window = make_window("--source", face_video, "--weights-dir", cnn_weights_dir, "--model", "baseline_cnn",
+                         "--record-dir", tmp_path / "rec")
+    qtbot.waitUntil(lambda: model_ready(window), timeout=WAIT_MS)
+    window.open_image(photo)
+    qtbot.waitUntil(lambda: window.last_image_result is not None, timeout=WAIT_MS)
+    result = window.last_image_result
+    window.view.set_selected(None)  # the window's outline of the chosen face is all it adds
+    snapshot = cv2.imread(str(window.save_snapshot()))
+    assert snapshot.shape == group_image.shape  # the photo's own resolution, not the window's
+    assert np.array_equal(snapshot, annotated)
+
+    recorder = AnnotatedVideoRecorder(tmp_path / "rec" / "clip.mp4", fps=10)
+    recorder.add(group_image, result.faces, dict(enumerate(result.maps)) if result.maps is not None else None)
+    assert recorder.close() and recorder.problem is None
+    capture = cv2.VideoCapture(str(tmp_path / "rec" / "clip.mp4"))
+    ok, frame = capture.read()
+    capture.release()
+    assert ok and frame.shape == annotated.shape
+    # The same picture, video-compressed: where overlays are, the frame is the annotated copy's.
+    overlays = np.abs(annotated.astype(int) - group_image).max(axis=2) > 40
+    off_annotated = np.abs(frame.astype(int) - annotated)[overlays].mean()
+    assert off_annotated < 0.3 * np.abs(frame.astype(int) - group_image)[overlays].mean() and off_annotated < 15
+
+    # On screen: the same drawing, made at the size the photo is shown.
+    qtbot.waitUntil(lambda: window.view.isVisible(), timeout=WAIT_MS)
+    target = window.view._target()
+    x, y, w, h = (round(v) for v in (target.x(), target.y(), target.width(), target.height()))
+    shown = window.view.grab().toImage().convertToFormat(QImage.Format.Format_BGR888)
+    pixels = np.frombuffer(shown.constBits(), np.uint8).reshape(shown.height(), shown.bytesPerLine())
+    pixels = pixels[:, :3 * shown.width()].reshape(shown.height(), shown.width(), 3)[y:y + h, x:x + w]
+    expected = window.view.rendered((w, h))
+    assert (np.abs(pixels.astype(int) - expected).max(axis=2) <= 2).mean() > 0.99
+    drawn = np.abs(expected.astype(int) - cv2.resize(group_image, (w, h), interpolation=cv2.INTER_AREA))
+    assert (drawn.max(axis=2) > 40).mean() > 0.02  # and it has overlays on it
+
+
 def test_explain_toggle_draws_maps_on_video_and_image(make_window, qtbot, cnn_weights_dir, group_video, tmp_path,
                                                       group_image):
     import numpy as np
@@ -395,6 +445,28 @@ def test_explain_toggle_draws_maps_on_video_and_image(make_window, qtbot, cnn_we
     window.explain_check.click()
     qtbot.waitUntil(lambda: window.last_image_result is not result, timeout=WAIT_MS)
     assert window.last_image_result.maps is None and not window.view.shows_maps()
+
+
+def test_timeline_axis_spans_the_history_so_far(qtbot):
+    """Not a thin strip at the right edge: the first seconds fill the chart, up to 30 s."""
+    import numpy as np
+
+    from fer_desktop.app.timeline import EmotionTimeline
+
+    timeline = EmotionTimeline(window_s=30.0)
+    qtbot.addWidget(timeline)
+    timeline.show()
+    qtbot.waitUntil(lambda: timeline.plot is not None, timeout=5000)
+    probs = np.full(7, 1 / 7, np.float32)
+    spans, now = [], 100.0
+    for until in (102.0, 112.0, 150.0):  # 2, 12 and 50 s of history
+        while now < until:
+            timeline.add(now, probs)
+            now += 0.2
+        timeline._redraw()
+        (x0, x1), _ = timeline.plot.getViewBox().viewRange()
+        spans.append((round(x0, 1), round(x1, 1)))
+    assert spans == [(-5.0, 0.0), (-11.8, 0.0), (-30.0, 0.0)]
 
 
 def test_timeline_follows_the_selected_face(make_window, qtbot, cnn_weights_dir, group_video):
@@ -603,7 +675,6 @@ def test_record_restarted_within_the_same_second_keeps_both_files(make_window, q
 def test_a_video_encoder_that_dies_is_reported_and_the_csv_goes_on(make_window, qtbot, cnn_weights_dir,
                                                                    face_video, tmp_path):
     import numpy as np
-
     from conftest import read_video
 
     window = make_window("--source", face_video, "--weights-dir", cnn_weights_dir, "--model", "baseline_cnn",

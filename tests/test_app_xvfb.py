@@ -55,8 +55,8 @@ def app_env(display, **extra):
 def run_app(display, tmp_path, video, weights_dir, *extra):
     """The app on xcb until 5 results with faces; returns (screenshot, labels of the last result, log)."""
     shot = tmp_path / "window.png"
-    env = app_env(display, FER_DESKTOP_SMOKE_SCREENSHOT=str(shot), FER_DESKTOP_SMOKE_RESULTS="5",
-                  FER_DESKTOP_SMOKE_TIMEOUT="150")
+    env = app_env(display, FER_DESKTOP_PLUGIN="bench.window_hooks:screenshot",
+                  FER_DESKTOP_SMOKE_SCREENSHOT=str(shot), FER_DESKTOP_SMOKE_RESULTS="5", FER_DESKTOP_SMOKE_TIMEOUT="150")
     proc = subprocess.run(
         [sys.executable, "-m", "fer_desktop", "--source", str(video),
          "--weights-dir", str(weights_dir), "--model", "baseline_cnn", "--device", "cpu", *extra],
@@ -93,7 +93,7 @@ def test_real_window_on_xcb_draws_overlays(xvfb_display, tmp_path, grey_group_vi
 
 def test_real_window_on_xcb_draws_explanation_maps(xvfb_display, tmp_path, grey_group_video, cnn_weights_dir):
     image, _, log = run_app(xvfb_display, tmp_path, grey_group_video, cnn_weights_dir, "--explain")
-    # Two faces' crops, each over 150 px square on screen, covered by a heat map.
+    # Two faces' boxes, each over 100 px square on screen, covered by a heat map.
     assert colourful_pixels(image) >= 35000, log
 
 

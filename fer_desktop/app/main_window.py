@@ -24,8 +24,8 @@ from fer_desktop.app.timeline import EmotionTimeline
 from fer_desktop.app.video_view import VideoView, face_key
 from fer_desktop.capture import describe_source, parse_source, probe_camera
 from fer_desktop.emotions import EMOTIONS
-from fer_desktop.image_io import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from fer_desktop.ensemble import ENSEMBLE, ENSEMBLE_TITLE, describe_ensemble, model_names, model_title
+from fer_desktop.image_io import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from fer_desktop.models.registry import get_spec, list_models
 from fer_desktop.recording import AnnotatedVideoRecorder, TimelineRecorder, default_recording_path
 from fer_desktop.weights import (WeightsError, default_model, describe_card, find_weights, read_card,
@@ -684,7 +684,8 @@ class MainWindow(QMainWindow):
         self.record_label.setToolTip(str(path) + (" (+ .mp4)" if self._video_recorder else ""))
         self.record_label.show()
         self.record_video_check.setEnabled(False)
-        self.statusBar().showMessage(f"Recording to {path}", 5000)
+        # The REC label names the file (its tooltip the folder): a message beside it would run into it.
+        self.statusBar().clearMessage()
 
     def _detach_recording(self) -> tuple:
         """Stop recording: the CSV is closed, the MP4 asked to finish (the caller joins it).
@@ -733,22 +734,36 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def save_snapshot(self) -> Path | None:
-        """Save what the video view shows, overlays included, as PNG in ``record_dir``."""
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        path = self.record_dir / f"snapshot-{stamp}.png"
-        n = 1
-        while path.exists():
-            n += 1
-            path = self.record_dir / f"snapshot-{stamp}-{n}.png"
+        """Save the frame with its overlays as PNG in ``record_dir``, at the frame's full resolution.
+
+        Drawn by the same renderer as the view, so the file looks like the window."""
+        import cv2
+
         try:
             self.record_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             self.banner.show_message(f"{self.record_dir}: cannot save the snapshot ({exc.strerror or exc})",
                                      origin="record")
             return None
-        if not self.view.grab().save(str(path), "PNG"):
-            self.banner.show_message(f"{path}: cannot save the snapshot", origin="record")
+        picture = self.view.rendered()
+        if picture is None:
+            self.statusBar().showMessage("Nothing to save yet: no picture is shown", 5000)
             return None
+        data = cv2.imencode(".png", picture)[1].tobytes()
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        for n in range(1, 1000):
+            path = self.record_dir / (f"snapshot-{stamp}.png" if n == 1 else f"snapshot-{stamp}-{n}.png")
+            try:
+                with open(path, "xb") as f:  # never overwrite an earlier snapshot
+                    f.write(data)
+                break
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                path.unlink(missing_ok=True)  # no half-written picture left behind
+                self.banner.show_message(f"{path}: cannot save the snapshot ({exc.strerror or exc})",
+                                         origin="record")
+                return None
         self.last_snapshot = path
         self.statusBar().showMessage(f"Snapshot saved to {path}", 8000)
         return path

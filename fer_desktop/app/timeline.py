@@ -20,6 +20,8 @@ from PySide6.QtWidgets import QSizePolicy, QVBoxLayout, QWidget
 from fer_desktop.app.colors import EMOTION_COLORS
 from fer_desktop.emotions import EMOTIONS
 
+MIN_SPAN_S = 5.0
+
 
 class EmotionTimeline(QWidget):
     def __init__(self, window_s: float = 30.0, refresh_hz: float = 10.0, min_step: float = 0.1,
@@ -51,13 +53,12 @@ class EmotionTimeline(QWidget):
     def _build(self) -> None:
         import pyqtgraph as pg
 
-        window_s = self.window_s
         self.plot = pg.PlotWidget(background=None)
         self.plot.setMenuEnabled(False)
         self.plot.setMouseEnabled(False, False)
         self.plot.hideButtons()
         self.plot.setYRange(0, 1, padding=0.06)  # room for the 0 and 100 % labels
-        self.plot.setXRange(-window_s, 0, padding=0)
+        self.plot.setXRange(-MIN_SPAN_S, 0, padding=0)  # it grows with the history (``shown_span``)
         self.plot.setLabel("bottom", "seconds")
         self.plot.getAxis("left").setTicks([[(0, "0"), (0.5, "50%"), (1, "100%")]])
         self.plot.showGrid(x=False, y=True, alpha=0.25)
@@ -106,3 +107,11 @@ class EmotionTimeline(QWidget):
         t, probs = self.series()
         for i, name in enumerate(EMOTIONS):
             self.curves[name].setData(t, probs[:, i] if len(t) else [])
+        self.plot.setXRange(-self.shown_span(), 0, padding=0)
+
+    def shown_span(self) -> float:
+        """Seconds the x axis spans: the history so far (at least ``MIN_SPAN_S``), up to the window.
+
+        A fixed 30 s axis would show the first seconds as a thin strip at its right edge."""
+        t, _ = self.series()
+        return min(self.window_s, max(MIN_SPAN_S, float(-t[0]) if len(t) else 0.0))
