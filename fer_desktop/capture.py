@@ -22,19 +22,19 @@ source is stopped: the capture thread itself never dies of an error.
 No Qt here: the GUI bridges the callbacks to signals.
 """
 
-import atexit
 import logging
 import os
 import sys
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from fer_desktop.stop_at_exit import stop_at_exit
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ class FrameSource:
             raise RuntimeError("a FrameSource starts once")
         self._thread = threading.Thread(target=self._run, name=f"capture {self.name}", daemon=True)
         self._thread.start()
-        _running.add(self)
+        stop_at_exit(self)
         return self
 
     def stop(self, timeout: float = 2.0) -> bool:
@@ -356,14 +356,3 @@ class FrameSource:
                 elif delay < -period:  # fell behind (a slow disk, a debugger): do not rush
                     next_time = time.monotonic()
         return "stopped"
-
-
-# Threads still running at interpreter exit would be cut off inside OpenCV,
-# mediapipe or torch (C++ aborts): stop whatever the program forgot to stop.
-_running: "weakref.WeakSet[FrameSource]" = weakref.WeakSet()
-
-
-@atexit.register
-def _stop_all() -> None:
-    for item in list(_running):
-        item.stop(timeout=2.0)

@@ -81,7 +81,8 @@ def load_classifier(name: str | None = None, device: str | None = "auto", weight
         if name is None:
             raise ValueError("give a model name or a weights path")
         if name == ENSEMBLE:  # every trained model at once (fer_desktop.ensemble)
-            return load_ensemble(device, weights_dir, backend)
+            return load_ensemble(lambda member: load_classifier(member, device=device, weights_dir=weights_dir,
+                                                                backend=backend), weights_dir)
         get_spec(name)  # unknown names fail here with the list of known ones
         weights_path = find_weights(name, weights_dir)
         if weights_path is None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fer_desktop.preprocessing import Box
+from fer_desktop.preprocessing import Box, overlap
 
 TILE_MIN_SCORE = 0.75  # tiles see more non-face texture close up: be stricter
 MIN_TILE = 160  # smallest tile side scanned in tiled mode, in pixels
@@ -192,11 +192,8 @@ def _starts(length: int, side: int, step: int) -> list[int]:
 
 
 def _iou_or_containment(a: Box, b: Box) -> float:
-    x0, y0 = max(a.x, b.x), max(a.y, b.y)
-    x1, y1 = min(a.x + a.w, b.x + b.w), min(a.y + a.h, b.y + b.h)
-    inter = max(0, x1 - x0) * max(0, y1 - y0)
+    inter, union = overlap(a, b)
     smaller = min(a.w * a.h, b.w * b.h)
-    union = a.w * a.h + b.w * b.h - inter
     # A face cut by a tile edge gives a small box inside the full one: treat
     # containment like overlap.
     return max(inter / union, inter / smaller * 0.8) if union else 0.0

@@ -9,6 +9,7 @@ accuracy. No Qt here.
 """
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -141,15 +142,16 @@ def sharpen(probs: np.ndarray, temperature: float) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def load_ensemble(device: str | None = "auto", weights_dir=None, backend: str = "auto") -> EnsembleClassifier:
-    from fer_desktop.classifier import load_classifier
+def load_ensemble(load_member: Callable[[str], object], weights_dir=None) -> EnsembleClassifier:
+    """The ensemble of every model with weights in ``weights_dir``; ``load_member(name)`` loads
+    one of them (the caller's ``load_classifier``, on the device and engine it was asked for)."""
     from fer_desktop.weights import WeightsNotFoundError
 
     names = trained_models(weights_dir)
     if len(names) < 2:
         raise WeightsNotFoundError(f"the ensemble needs at least two trained models; found {len(names)}"
                                    + (f" ({names[0]})" if names else ""))
-    members = [load_classifier(name, device=device, weights_dir=weights_dir, backend=backend) for name in names]
+    members = [load_member(name) for name in names]
     card = read_ensemble_card(weights_dir)
     # Weights chosen for other members, or for other weights of them (a model retrained
     # since), do not apply: equal weights then, and no measured accuracy.

@@ -25,19 +25,18 @@ Heavy imports (mediapipe, ONNX Runtime, torch where it serves) happen inside the
 worker is instant and the GUI can show its window first. No Qt here.
 """
 
-import atexit
 import logging
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from pathlib import Path
 
 from fer_desktop.explanation_maps import ExplanationMaps
 from fer_desktop.inference_results import ImageResult, InferenceResult, WorkerEvent, one_line
 from fer_desktop.model_loader import ModelLoader
-from fer_desktop.smoothing import FaceTracker
+from fer_desktop.stop_at_exit import stop_at_exit
 from fer_desktop.throttle import RepeatThrottle
+from fer_desktop.tracking import FaceTracker
 
 __all__ = ["ImageResult", "InferenceResult", "InferenceWorker", "WorkerEvent"]
 
@@ -103,7 +102,7 @@ class InferenceWorker:
             raise RuntimeError("an InferenceWorker starts once")
         self._thread = threading.Thread(target=self._run, name="inference", daemon=True)
         self._thread.start()
-        _running.add(self)
+        stop_at_exit(self)
         return self
 
     def stop(self, timeout: float = 2.0) -> bool:
@@ -243,10 +242,10 @@ class InferenceWorker:
         detector = None
         try:
             from fer_desktop.detection import FaceDetector
-            from fer_desktop.tracking import SkippingDetector
+            from fer_desktop.detection_skipping import SkippingDetector
 
             # Live video: reuse boxes on frames where faces barely moved
-            # (tracking.py); photos still get a full tiled detection.
+            # (detection_skipping.py); photos still get a full tiled detection.
             detector = SkippingDetector(FaceDetector(min_confidence=self.min_confidence))
         except Exception as exc:
             self._emit(WorkerEvent("error", f"face detector failed to start: {one_line(exc)}"))
@@ -354,14 +353,3 @@ class InferenceWorker:
             except Exception as exc:
                 result = ImageResult(path, error=f"{name}: {one_line(exc)}")
         self._notify(self._on_image, result, "on_image")
-
-
-# Threads still running at interpreter exit would be cut off inside OpenCV,
-# mediapipe or torch (C++ aborts): stop whatever the program forgot to stop.
-_running: "weakref.WeakSet[InferenceWorker]" = weakref.WeakSet()
-
-
-@atexit.register
-def _stop_all() -> None:
-    for item in list(_running):
-        item.stop(timeout=2.0)

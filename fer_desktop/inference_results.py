@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fer_desktop.smoothing import TrackedFace
+from fer_desktop.tracking import TrackedFace
 
 
 @dataclass(frozen=True)

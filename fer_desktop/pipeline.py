@@ -71,13 +71,13 @@ class FramePipeline:
     """Detector + classifier; ``classifier`` may be swapped between frames.
 
     ``detect_every=k`` (k > 1) runs the detector on every k-th frame only, or sooner
-    when a face moved, and reuses its boxes in between (``fer_desktop.tracking``);
+    when a face moved, and reuses its boxes in between (``fer_desktop.detection_skipping``);
     the classifier still sees every frame. The default, 1, detects on every frame.
     """
 
     def __init__(self, detector, classifier, detect_every: int = 1) -> None:
         if detect_every > 1:
-            from fer_desktop.tracking import SkippingDetector
+            from fer_desktop.detection_skipping import SkippingDetector
 
             detector = SkippingDetector(detector, every=detect_every)
         self.detector = detector

@@ -40,6 +40,20 @@ class Box:
     score: float = 1.0
 
 
+def overlap(a: Box, b: Box) -> tuple[int, int]:
+    """(intersection, union) of two boxes' areas, in pixels."""
+    x0, y0 = max(a.x, b.x), max(a.y, b.y)
+    x1, y1 = min(a.x + a.w, b.x + b.w), min(a.y + a.h, b.y + b.h)
+    inter = max(0, x1 - x0) * max(0, y1 - y0)
+    return inter, a.w * a.h + b.w * b.h - inter
+
+
+def iou(a: Box, b: Box) -> float:
+    """Intersection over union: 1 for the same box, 0 for boxes apart."""
+    inter, union = overlap(a, b)
+    return inter / union if union > 0 else 0.0
+
+
 def crop_square(box: Box, frame_shape: Sequence[int], margin: float = DEFAULT_MARGIN,
                 shift_up: float = DEFAULT_SHIFT_UP) -> tuple[int, int, int, int]:
     """The square ``(x0, y0, x1, y1)`` around ``box`` with a margin, clamped to the frame.

@@ -8,7 +8,7 @@ import pytest
 from fer_desktop.emotions import EMOTIONS
 from fer_desktop.preprocessing import Box
 from fer_desktop.recording import COLUMNS, TimelineRecorder, default_recording_path
-from fer_desktop.smoothing import TrackedFace
+from fer_desktop.tracking import TrackedFace
 
 
 class Clock:

@@ -1,105 +1,83 @@
-"""Detection skipping (fer_desktop.tracking): on real videos with the real detector."""
+"""Tracking faces by IoU and smoothing their probabilities over time."""
 
-from pathlib import Path
-
-import cv2
 import numpy as np
 import pytest
 
-from conftest import load_face_image
-from conftest import read_video
-from fer_desktop.classifier import load_classifier
-from fer_desktop.detection import FaceDetector
-from fer_desktop.pipeline import FramePipeline
-from fer_desktop.tracking import SkippingDetector
+from fer_desktop.pipeline import FaceResult
+from fer_desktop.preprocessing import Box, iou
+from fer_desktop.tracking import FaceTracker
 
 
+def onehot(i):
+    p = np.full(7, 0.0, np.float32)
+    p[i] = 1.0
+    return p
 
 
-def write_static_video(path: Path, frames: int = 24) -> Path:
-    """A still face on a grey background: nothing moves. Lossless (FFV1), so every
-    decoded frame is the same picture; mp4v's noise would make the detector's box
-    jitter by a pixel from frame to frame."""
-    face = cv2.resize(load_face_image()[32:173, 65:206], (180, 180), interpolation=cv2.INTER_AREA)
-    frame = np.full((360, 640, 3), 90, np.uint8)
-    frame[90:270, 200:380] = face
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FFV1"), 15.0, (640, 360))
-    assert writer.isOpened(), "OpenCV cannot write FFV1 video here"
-    for _ in range(frames):
-        writer.write(frame)
-    writer.release()
-    return path
+def test_iou():
+    assert iou(Box(0, 0, 10, 10), Box(0, 0, 10, 10)) == pytest.approx(1.0)
+    assert iou(Box(0, 0, 10, 10), Box(5, 0, 10, 10)) == pytest.approx(50 / 150)
+    assert iou(Box(0, 0, 10, 10), Box(20, 20, 5, 5)) == 0.0
 
 
-@pytest.fixture(scope="module")
-def detector():
-    with FaceDetector() as det:
-        yield det
+def test_tracks_keep_ids_across_moves_and_order():
+    tracker = FaceTracker()
+    a, b = Box(0, 0, 100, 100), Box(300, 0, 100, 100)
+    first = tracker.update([FaceResult(a, onehot(3)), FaceResult(b, onehot(0))], now=0.0)
+    ids = {f.box: f.track_id for f in first}
+    # Moved a little and listed in the other order: same ids.
+    a2, b2 = Box(8, 4, 100, 100), Box(305, 2, 100, 100)
+    second = tracker.update([FaceResult(b2, onehot(0)), FaceResult(a2, onehot(3))], now=0.1)
+    assert second[0].track_id == ids[b] and second[1].track_id == ids[a]
+    # A new face far away gets a new id.
+    third = tracker.update([FaceResult(Box(600, 300, 50, 50), onehot(6))], now=0.2)
+    assert third[0].track_id not in ids.values()
 
 
-def test_static_video_gives_the_same_results(tmp_path, detector, cnn_weights_dir):
-    frames = read_video(write_static_video(tmp_path / "static.avi"))
-    clf = load_classifier("baseline_cnn", device="cpu", weights_dir=cnn_weights_dir)
-    every_frame = FramePipeline(detector, clf)
-    skipping = FramePipeline(detector, clf, detect_every=3)
-    for frame in frames:
-        a, b = every_frame(frame), skipping(frame)
-        assert [f.box for f in a.faces] == [f.box for f in b.faces]
-        assert len(a.faces) == 1
-        np.testing.assert_allclose(np.stack([f.probs for f in a.faces]), np.stack([f.probs for f in b.faces]),
-                                   atol=1e-6)
-    assert isinstance(skipping.detector, SkippingDetector)
-    assert skipping.detector.detections <= len(frames) // 3 + 1
+def test_smoothing_damps_a_one_frame_flip_and_follows_a_lasting_change():
+    tracker = FaceTracker(time_constant=0.4)
+    box = Box(10, 10, 80, 80)
+    t = 0.0
+    for _ in range(10):
+        out = tracker.update([FaceResult(box, onehot(3))], now=t)
+        t += 1 / 15
+    flip = tracker.update([FaceResult(box, onehot(0))], now=t)[0]
+    assert flip.label == "happy"  # one odd frame does not flip the label
+    np.testing.assert_array_equal(flip.raw_probs, onehot(0))
+    assert flip.probs.sum() == pytest.approx(1.0, abs=1e-5)
+    for _ in range(30):
+        t += 1 / 15
+        out = tracker.update([FaceResult(box, onehot(0))], now=t)
+    assert out[0].label == "angry"
 
 
-def test_moving_face_is_followed(face_video, detector):
-    frames = read_video(face_video)
-    skipping = SkippingDetector(detector, every=3)
-    for frame in frames:
-        reference = detector.detect(frame)
-        got = skipping.detect(frame)
-        assert len(got) == len(reference) == 1
-        a, b = reference[0], got[0]
-        # Within the detector's own frame-to-frame jitter (a few pixels on a ~100 px box).
-        assert max(abs(a.x - b.x), abs(a.y - b.y), abs(a.w - b.w)) <= 0.15 * a.w
-    assert skipping.frames == len(frames)
-    assert skipping.detections < 0.75 * len(frames)
+def test_smoothing_depends_on_time_not_on_update_count():
+    box = Box(0, 0, 50, 50)
+    slow, fast = FaceTracker(time_constant=0.5), FaceTracker(time_constant=0.5)
+    slow.update([FaceResult(box, onehot(3))], now=0.0)
+    fast.update([FaceResult(box, onehot(3))], now=0.0)
+    s = slow.update([FaceResult(box, onehot(0))], now=0.5)[0]
+    for k in range(1, 11):
+        f = fast.update([FaceResult(box, onehot(0))], now=0.05 * k)[0]
+    np.testing.assert_allclose(s.probs, f.probs, atol=1e-5)
 
 
-def test_every_face_of_a_group_is_kept(group_video, detector):
-    skipping = SkippingDetector(detector, every=3)
-    for frame in read_video(group_video):
-        assert len(skipping.detect(frame)) == len(detector.detect(frame))
+def test_toggle_off_passes_probabilities_through():
+    tracker = FaceTracker(enabled=False)
+    box = Box(0, 0, 50, 50)
+    tracker.update([FaceResult(box, onehot(3))], now=0.0)
+    out = tracker.update([FaceResult(box, onehot(5))], now=0.05)[0]
+    np.testing.assert_array_equal(out.probs, onehot(5))
+    assert out.track_id == 1
 
 
-def test_every_one_is_the_plain_detector(face_video, detector):
-    skipping = SkippingDetector(detector, every=1)
-    for frame in read_video(face_video)[:10]:
-        assert skipping.detect(frame) == detector.detect(frame)
-    assert skipping.detections == 10
-
-
-def test_a_face_leaving_and_coming_back_is_seen_at_once(face_video, detector):
-    frame = read_video(face_video)[0]
-    blank = np.full_like(frame, 90)
-    skipping = SkippingDetector(detector, every=10)
-    assert len(skipping.detect(frame)) == 1
-    assert skipping.detect(blank) == []  # the face is gone: detected again, not reused
-    assert len(skipping.detect(frame)) == 1  # no face last time: detected again
-    moved = np.roll(frame, 300, axis=1)  # a jump far beyond max_shift
-    assert skipping.detect(moved) == detector.detect(moved)
-
-
-def test_reset_tiled_and_arguments(face_video, detector):
-    frame = read_video(face_video)[0]
-    skipping = SkippingDetector(detector, every=5)
-    skipping.detect(frame)
-    skipping.reset()
-    runs = skipping.detections
-    skipping.detect(frame)
-    assert skipping.detections == runs + 1  # after reset the next frame is detected
-    assert skipping.detect(frame, tiled=True) == detector.detect(frame, tiled=True)
-    small = cv2.resize(frame, (320, 180))
-    assert skipping.detect(small) == detector.detect(small)  # a new frame size is detected
-    with pytest.raises(ValueError):
-        SkippingDetector(detector, every=0)
+def test_stale_tracks_are_forgotten_and_restart_averages_keeps_ids():
+    tracker = FaceTracker(max_age=1.0)
+    box = Box(0, 0, 50, 50)
+    first = tracker.update([FaceResult(box, onehot(3))], now=0.0)[0]
+    tracker.restart_averages()
+    again = tracker.update([FaceResult(box, onehot(4))], now=0.1)[0]
+    assert again.track_id == first.track_id
+    np.testing.assert_array_equal(again.probs, onehot(4))
+    later = tracker.update([FaceResult(box, onehot(4))], now=5.0)[0]
+    assert later.track_id != first.track_id
