@@ -32,9 +32,8 @@ def face(side: int, mirrored: bool = False) -> np.ndarray:
 
 
 def photos() -> dict[str, np.ndarray]:
-    # Ten faces side by side in two rows, touching: no room beside most of them for bars.
-    row = lambda k: np.hstack([face(200, (i + k) % 2 == 1) for i in range(5)])  # noqa: E731
-    group = np.vstack([row(0), row(1)])
+    # Ten faces side by side in two rows, touching: no room beside some of them for bars.
+    group = np.vstack([np.hstack([face(200, (i + k) % 2 == 1) for i in range(5)]) for k in range(2)])
     closeup = np.full((480, 640, 3), 90, np.uint8)
     closeup[:, 80:560] = face(480)
     large = np.full((3000, 4000, 3), 120, np.uint8)
