@@ -26,7 +26,7 @@ logging timed events as JSON lines:
 
 Weights: trained weights (``weights/<name>.safetensors``) where they exist,
 else untrained weights at the ``best`` training recipe's input size (48 px),
-built by ``bench.pipeline.WeightsSource``; speed does not depend on the values.
+built by ``bench.pipeline_setup.WeightsSource``; speed does not depend on the values.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if __package__ in (None, "") and str(ROOT) not in sys.path:  # python bench/gui.py
     sys.path.insert(0, str(ROOT))
 
-from bench.pipeline import MODELS, WeightsSource, machine_info, stats, write_video  # noqa: E402
+from bench.pipeline_setup import MODELS, WeightsSource, machine_info, stats, write_video  # noqa: E402
 
 BENCH_DIR = ROOT / "bench"
 # Every model once as the target, every model once as the source.

@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if __package__ in (None, "") and str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.pipeline import MODELS, machine_info, write_video  # noqa: E402
+from bench.pipeline_setup import MODELS, machine_info, write_video  # noqa: E402
 
 OUT_DIR = ROOT / "bench" / "runtime"
 PHOTO = ROOT / "tests" / "data" / "astronaut.jpg"

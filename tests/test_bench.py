@@ -12,7 +12,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # bench/ is a folder of the checkout, not an installed package
     sys.path.insert(0, str(ROOT))
 
-from bench.pipeline import STAGES, main, markdown  # noqa: E402
+from bench.pipeline import main  # noqa: E402
+from bench.pipeline_measure import STAGES  # noqa: E402
+from bench.pipeline_report import markdown  # noqa: E402
 
 
 def _check_stats(s: dict) -> None:
