@@ -658,7 +658,7 @@ def test_record_restarted_within_the_same_second_keeps_both_files(make_window, q
     from fer_desktop.recording import default_recording_path
 
     # Every recording starts "in the same second".
-    monkeypatch.setattr("fer_desktop.app.main_window.default_recording_path",
+    monkeypatch.setattr("fer_desktop.app.record_snapshot.default_recording_path",
                         lambda folder: default_recording_path(folder, now=0))
     window = make_window("--source", face_video, "--weights-dir", tmp_path / "none",
                          "--record-dir", tmp_path / "rec")
