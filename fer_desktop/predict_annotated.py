@@ -47,7 +47,8 @@ class AnnotatedCopies:
 
         maps = self.maps(result.crops) if result.faces else None
         out = self._path(path, ".png")
-        ok, data = cv2.imencode(".png", draw_results(frame, result.faces, maps=maps, whole_image=result.whole_image))
+        picture = draw_results(frame, result.faces, maps=maps, whole_image=result.whole_image)
+        ok, data = cv2.imencode(".png", picture)
         try:
             if not ok:
                 raise OSError("encoding failed")
