@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_desktop.emotions import EMOTIONS
+from fer_desktop.weights import card_temperature
 
 ENSEMBLE = "ensemble"
 ENSEMBLE_TITLE = "All models (ensemble)"
@@ -96,7 +97,7 @@ class EnsembleClassifier:
                         if k in ("metrics", "chosen_on", "temperature", "combine", "class_bias")}}
         # The mean of calibrated members is under-confident: its own temperature, fitted on PublicTest
         # (training.ensemble), sharpens it again (p ** (1 / T), renormalised).
-        self.temperature = float(self.card.get("temperature", 1.0))
+        self.temperature = card_temperature(self.card)
         # "probabilities": the weighted mean of the members' probabilities; "logits": the weighted
         # mean of their calibrated logits (log-probabilities), i.e. a normalised geometric mean.
         self.combine = self.card.get("combine", "probabilities")

@@ -4,7 +4,7 @@
 ``[N, 48, 48]`` in, float32 probabilities ``[N, 7]`` out) and applies the
 card's preprocessing and test-time flip. The graph also outputs the last
 convolutional stage and, where the model has one, its spatial attention map
-(``training/export.py``), so Explain needs no torch either: Grad-CAM's gradient
+(``training/runtime_export.py``), so Explain needs no torch either: Grad-CAM's gradient
 is computed here, in numpy, through the model's small head (pooling, then one
 or two linear layers), read from the safetensors beside the graph.
 """
@@ -19,6 +19,7 @@ import numpy as np
 
 from fer_desktop.emotions import EMOTIONS
 from fer_desktop.preprocessing import FACE_SIZE, face_batch, faces_to_array
+from fer_desktop.weights import InferenceSettings
 
 
 @dataclass(frozen=True)
@@ -49,12 +50,10 @@ class OnnxClassifier:
         self.name: str = card["model"]
         self.path = Path(path)
         self.weights_path = Path(weights_path) if weights_path else self.path.with_suffix(".safetensors")
-        self.input_size = int(card["input_size"])
-        self.mean = tuple(card["mean"])
-        self.std = tuple(card["std"])
-        self.hflip_tta = card.get("test_time_augmentation", "none") == "hflip"
-        # Temperature scaling fitted on PublicTest (training.calibrate): confidences that mean what they say.
-        self.temperature = float(card.get("temperature", 1.0))
+        settings = InferenceSettings.from_card(card)
+        self.input_size, self.mean, self.std = settings.input_size, settings.mean, settings.std
+        self.hflip_tta = settings.hflip_tta  # the card's, as in the torch runtime
+        self.temperature = settings.temperature
         self.precision = (card.get("runtime") or {}).get("precision", "fp32")
         self.device = CpuDevice()
         self.engine = f"ONNX Runtime {self.precision}"

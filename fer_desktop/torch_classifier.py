@@ -22,7 +22,7 @@ from fer_desktop.emotions import EMOTIONS  # noqa: E402
 from fer_desktop.models import create_model, get_spec  # noqa: E402
 from fer_desktop.models.fold import fold_batchnorm  # noqa: E402
 from fer_desktop.preprocessing import face_batch, faces_to_tensor  # noqa: E402
-from fer_desktop.weights import WeightsError, read_state  # noqa: E402
+from fer_desktop.weights import InferenceSettings, WeightsError, read_state  # noqa: E402
 
 
 def select_device(preference: str | None = "auto") -> torch.device:
@@ -54,14 +54,13 @@ class Classifier:
         self.card = card
         self.name: str = card["model"]
         self.device = device
-        self.input_size = int(card["input_size"])
-        self.mean = tuple(card["mean"])
-        self.std = tuple(card["std"])
+        settings = InferenceSettings.from_card(card)
+        self.input_size, self.mean, self.std = settings.input_size, settings.mean, settings.std
         # Test-time augmentation is part of what the reported accuracy measures,
         # so the app applies exactly what the card says.
-        self.hflip_tta = card.get("test_time_augmentation", "none") == "hflip"
+        self.hflip_tta = settings.hflip_tta
         # Temperature scaling fitted on PublicTest (training.calibrate): confidences that mean what they say.
-        self.temperature = float(card.get("temperature", 1.0))
+        self.temperature = settings.temperature
         self.model = model.to(device).eval()
         # Each BatchNorm folded into its convolution: the same function with fewer
         # layers, a fifth less time for one face on a ResNet (models/fold.py).

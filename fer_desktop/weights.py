@@ -8,6 +8,7 @@ unpickles anything.
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from fer_desktop.emotions import EMOTIONS
@@ -106,6 +107,30 @@ def read_card(path: str | os.PathLike) -> dict:
     if list(card["classes"]) != list(EMOTIONS):
         raise WeightsError(f"{card_path}: class order {card['classes']} differs from {list(EMOTIONS)}")
     return card
+
+
+@dataclass(frozen=True)
+class InferenceSettings:
+    """How a card says its model is fed and read: input size and normalisation, then the test-time
+    flip and the temperature, which cards written before either existed leave out (no flip, T = 1)."""
+
+    input_size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    hflip_tta: bool = False
+    temperature: float = 1.0
+
+    @classmethod
+    def from_card(cls, card: dict) -> "InferenceSettings":
+        return cls(input_size=int(card["input_size"]), mean=tuple(card["mean"]), std=tuple(card["std"]),
+                   hflip_tta=card.get("test_time_augmentation", "none") == "hflip",
+                   temperature=card_temperature(card))
+
+
+def card_temperature(card: dict) -> float:
+    """The temperature a card's probabilities are scaled by: fitted on PublicTest (``training.calibrate``,
+    ``training.ensemble``), 1.0 on a card never calibrated."""
+    return float(card.get("temperature", 1.0))
 
 
 def read_state(path: str | os.PathLike) -> dict:

@@ -178,3 +178,12 @@ def test_default_model_is_the_most_accurate_available(tmp_path, monkeypatch, cnn
         card["metrics"] = {"test_accuracy": accuracy}
         card_path.write_text(json.dumps(card))
     assert default_model(tmp_path) == "baseline_cnn"
+
+
+def test_a_card_from_before_the_flip_and_calibration_is_read_with_neither():
+    from fer_desktop.weights import InferenceSettings
+
+    old = InferenceSettings.from_card(_card(mean=[0.5] * 3, std=[0.25] * 3))
+    assert old == InferenceSettings(48, (0.5,) * 3, (0.25,) * 3, hflip_tta=False, temperature=1.0)
+    new = InferenceSettings.from_card(_card(test_time_augmentation="hflip", temperature=0.8))
+    assert new.hflip_tta and new.temperature == 0.8
