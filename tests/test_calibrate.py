@@ -7,7 +7,7 @@ import pytest
 
 from fer_desktop.classifier import load_classifier
 from fer_desktop.ensemble import sharpen
-from training.commands.calibrate import ece, fit_temperature, softmax
+from training.calibration import ece, fit_temperature, softmax
 
 
 def sampled(temperature: float, n: int = 20000, seed: int = 0):

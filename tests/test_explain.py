@@ -46,7 +46,8 @@ def half_evidence_npz(path, per_class: int = 30, seed: int = 0):
 
 def test_gradcam_puts_its_mass_where_the_evidence_is(tmp_path):
     from training.recipes import resolve_recipe
-    from training.commands.train import RunConfig, train
+    from training.session import RunConfig
+    from training.trainer import train
 
     data = half_evidence_npz(tmp_path / "half.npz")
     recipe = resolve_recipe("baseline_cnn", "best", overrides={

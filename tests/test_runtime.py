@@ -118,7 +118,7 @@ def test_shipped_models_run_int8_on_onnx_runtime_by_default(name):
     card = json.loads((SHIPPED / f"{name}.json").read_text())
     runtime = card["runtime"]
     assert (SHIPPED / runtime["file"]).is_file()
-    from training.commands.export import sha256
+    from training.runtime_export import sha256
 
     # The runtime file was exported from exactly the weights beside it.
     assert runtime["weights_sha256"] == sha256(SHIPPED / f"{name}.safetensors")

@@ -14,12 +14,13 @@ from fer_desktop.classifier import load_classifier
 from fer_desktop.emotions import EMOTIONS
 from fer_desktop.models import list_models
 from training.augment import AugmentConfig, augment, mixup
-from training.commands.bundle import append_to_bundle, join_parts, split_into_parts
+from training.bundle_parts import append_to_bundle, join_parts, split_into_parts
 from training.data import load_dataset
-from training.commands.evaluate import evaluate_weights, headline
+from training.evaluation import evaluate_weights, headline
 from training.recipes import resolve_recipe
 from training.schedule import lr_factor
-from training.commands.train import RunConfig, train
+from training.session import RunConfig
+from training.trainer import train
 
 OUTPUTS = ("config.json", "metrics.json", "confusion_matrix.png", "learning_curves.png", "sample_predictions.png",
            "last.pt")
@@ -413,7 +414,8 @@ def test_ensemble_script_chooses_weights_on_publictest_and_writes_its_card(cnn_w
     import shutil
 
     from fer_desktop import load_classifier
-    from training.commands.ensemble import choose_weights, main
+    from training.commands.ensemble import main
+    from training.ensemble_choice import choose_weights
 
     folder = tmp_path / "weights"
     shutil.copytree(cnn_weights_dir, folder)
@@ -432,7 +434,7 @@ def test_ensemble_script_chooses_weights_on_publictest_and_writes_its_card(cnn_w
 
 def test_the_ensemble_averages_calibrated_logits_where_that_wins_on_publictest():
     from fer_desktop.ensemble import EnsembleClassifier
-    from training.commands.ensemble import choose_combination
+    from training.ensemble_choice import choose_combination
 
     def probs(*rows):
         p = np.full((len(rows), 7), 1e-6)
@@ -465,7 +467,7 @@ def test_the_ensemble_averages_calibrated_logits_where_that_wins_on_publictest()
 def test_a_shift_per_emotion_lifts_a_rare_emotion_within_the_accuracy_it_may_cost():
     from fer_desktop.emotions import EMOTIONS
     from fer_desktop.ensemble import EnsembleClassifier, shift
-    from training.commands.ensemble import MAX_ACCURACY_DROP, accuracy, choose_class_bias, macro_f1
+    from training.ensemble_choice import MAX_ACCURACY_DROP, accuracy, choose_class_bias, macro_f1
 
     rng = np.random.default_rng(0)
     labels = rng.choice(7, 2000, p=[0.14, 0.02, 0.14, 0.25, 0.17, 0.11, 0.17])

@@ -11,7 +11,8 @@ from fer_desktop.emotions import EMOTIONS
 from training.precision import autocast_bf16, cpu_runs_bf16_natively
 from training.engine import Feed
 from training.recipes import resolve_recipe
-from training.commands.train import RunConfig, train
+from training.session import RunConfig
+from training.trainer import train
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -145,7 +146,7 @@ def test_train_command_line_reports_bad_data_in_one_line(tmp_path, capsys):
 def test_choose_tta_picks_on_val_and_the_card_stays_reproducible(tmp_path):
     from training.commands.choose_tta import choose_tta
     from training.data import load_dataset
-    from training.commands.evaluate import evaluate_weights, headline
+    from training.evaluation import evaluate_weights, headline
 
     data_path = stripes_npz(tmp_path / "s.npz", per_class_train=4)
     recipe = resolve_recipe("baseline_cnn", "best", overrides={"input_size": 32, "epochs": 1, "batch_size": 14,

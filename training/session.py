@@ -1,5 +1,5 @@
 """A training run in progress: its settings, model, optimiser, random generators and
-checkpointed state, from the first epoch to the last (``training.commands.train`` drives it).
+checkpointed state, from the first epoch to the last (``training.trainer`` drives it).
 """
 
 import dataclasses

@@ -24,70 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+from training.calibration import BINS, OBJECTIVES, ece, fit_temperature, plot_reliability, softmax
 from training.data import load_dataset
-from training.commands.evaluate import evaluate_weights, headline, predict_split
-
-BINS = 15
-OBJECTIVES = {"ece": "expected calibration error", "nll": "negative log-likelihood"}
-
-
-def ece(probs: np.ndarray, labels: np.ndarray, bins: int = BINS) -> float:
-    """Expected calibration error: the mean gap between confidence and accuracy over equal-width bins."""
-    confidence = probs.max(1)
-    correct = probs.argmax(1) == labels
-    edges = np.linspace(0, 1, bins + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
-    gap = sum(abs(confidence[which == b].mean() - correct[which == b].mean()) * (which == b).sum()
-              for b in range(bins) if (which == b).any())
-    return float(gap / len(labels))
-
-
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    z = logits / temperature
-    e = np.exp(z - z.max(1, keepdims=True))
-    return e / e.sum(1, keepdims=True)
-
-
-def nll(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:
-    return float(-np.log(np.clip(softmax(logits, temperature)[np.arange(len(labels)), labels], 1e-12, None)).mean())
-
-
-def fit_temperature(logits: np.ndarray, labels: np.ndarray, objective: str = "nll") -> float:
-    """The T in [0.25, 4] that minimises ``objective`` (``nll`` or ``ece``): a log-spaced grid,
-    then a finer one around its best."""
-    def loss(t: float) -> float:
-        return nll(logits, labels, t) if objective == "nll" else ece(softmax(logits, t), labels)
-
-    grid = np.exp(np.linspace(np.log(0.25), np.log(4.0), 81))
-    best = grid[np.argmin([loss(t) for t in grid])]
-    fine = best * np.exp(np.linspace(-0.05, 0.05, 41))
-    return float(fine[np.argmin([loss(t) for t in fine])])
-
-
-def plot_reliability(probs_before: np.ndarray, probs_after: np.ndarray, labels: np.ndarray, path: Path,
-                     title: str) -> Path:
-    from training.reports import plt
-
-    edges = np.linspace(0, 1, BINS + 1)
-    centres = (edges[:-1] + edges[1:]) / 2
-    fig, ax = plt.subplots(figsize=(5.5, 5), dpi=110)
-    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfect calibration")
-    for probs, name in ((probs_before, "before"), (probs_after, "after")):
-        confidence, correct = probs.max(1), probs.argmax(1) == labels
-        which = np.clip(np.digitize(confidence, edges[1:-1]), 0, BINS - 1)
-        shown = [b for b in range(BINS) if (which == b).sum() >= 10]
-        ax.plot(centres[shown], [correct[which == b].mean() for b in shown], marker="o",
-                label=f"{name} (ECE {ece(probs, labels):.1%})")
-    ax.set_xlabel("confidence (top class)")
-    ax.set_ylabel("accuracy")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.set_title(title)
-    ax.legend(loc="upper left")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+from training.evaluation import evaluate_weights, headline
 
 
 def calibrate(weights: Path, data, reports: Path | None = None, objective: str = "ece") -> dict:

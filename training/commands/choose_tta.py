@@ -11,13 +11,13 @@ app's own ``load_classifier(...).predict``), so that ``training.evaluate``
 reproduces the card.
 """
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
+from training.cli import measuring_parser
 from training.data import load_dataset
-from training.commands.evaluate import evaluate_weights, headline
+from training.evaluation import evaluate_weights, headline
 
 
 def choose_tta(weights: str | Path, data, device: str = "cpu", ferplus=None) -> dict:
@@ -40,11 +40,7 @@ def choose_tta(weights: str | Path, data, device: str = "cpu", ferplus=None) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training choose_tta", description=__doc__.split("\n")[0])
-    parser.add_argument("--weights", required=True, help="a .safetensors file with its .json card beside it")
-    parser.add_argument("--data", required=True, help="fer2013 .npz, .csv or image folder")
-    parser.add_argument("--device", default="cpu")
-    args = parser.parse_args(argv)
+    args = measuring_parser("choose_tta", __doc__, weights=True).parse_args(argv)
     try:
         ferplus = load_dataset(args.data, labels="ferplus")
     except ValueError:

@@ -18,12 +18,12 @@ import time
 import traceback
 from pathlib import Path
 
-from training.commands.bundle import BUNDLE_NAME, append_to_bundle, split_into_parts
+from training.bundle_parts import BUNDLE_NAME, append_to_bundle, split_into_parts
 from training.data import load_dataset
 from training.distributed import close_process_group, wait_for_all
 from training.recipes import ABLATIONS, RECIPE_NAMES, parse_overrides, resolve_recipe
 from training.session import RunConfig
-from training.commands.train import train
+from training.trainer import train
 
 ORDER = ("baseline_cnn", "attention_cnn", "resnet50", "resnet50_cbam")
 # Relative cost of the best recipes (measured throughput x epochs wanted); sets each model's share.
