@@ -19,16 +19,13 @@ import importlib.util
 import os
 from pathlib import Path
 
+from fer_desktop.engine_errors import EngineUnavailableError
 from fer_desktop.ensemble import ENSEMBLE, load_ensemble
 from fer_desktop.models.registry import get_spec
 from fer_desktop.weights import WeightsError, WeightsNotFoundError, find_weights, read_card, train_command
 
 BACKENDS = ("auto", "onnx", "torch")
 TORCH_EXTRA = "pip install 'fer-desktop[torch]'"
-
-
-class EngineUnavailableError(ValueError):
-    """The engine or device asked for is not installed or not there; the message says what to do."""
 
 
 def torch_installed() -> bool:

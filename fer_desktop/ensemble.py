@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 
 from fer_desktop.emotions import EMOTIONS
-from fer_desktop.weights import card_temperature
 
 ENSEMBLE = "ensemble"
 ENSEMBLE_TITLE = "All models (ensemble)"
@@ -97,6 +96,8 @@ class EnsembleClassifier:
                         if k in ("metrics", "chosen_on", "temperature", "combine", "class_bias")}}
         # The mean of calibrated members is under-confident: its own temperature, fitted on PublicTest
         # (training.ensemble), sharpens it again (p ** (1 / T), renormalised).
+        from fer_desktop.weights import card_temperature  # here: fer-predict's start never reads weights
+
         self.temperature = card_temperature(self.card)
         # "probabilities": the weighted mean of the members' probabilities; "logits": the weighted
         # mean of their calibrated logits (log-probabilities), i.e. a normalised geometric mean.

@@ -17,8 +17,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from fer_desktop.classifier import EngineUnavailableError  # noqa: E402
 from fer_desktop.emotions import EMOTIONS  # noqa: E402
+from fer_desktop.engine_errors import EngineUnavailableError  # noqa: E402
 from fer_desktop.models import create_model, get_spec  # noqa: E402
 from fer_desktop.models.fold import fold_batchnorm  # noqa: E402
 from fer_desktop.preprocessing import face_batch, faces_to_tensor  # noqa: E402

@@ -317,7 +317,7 @@ def limit_splits(data: FaceSplits, limit: int, seed: int = 0) -> FaceSplits:
     return FaceSplits(**parts, source=data.source, labels=data.labels)
 
 
-if __name__ == "__main__":  # the command's older name, quoted in documents
-    from training.commands.data import main
+if __name__ == "__main__":  # the command's older name, quoted in documents (run, not imported: no circle)
+    import runpy
 
-    raise SystemExit(main())
+    runpy.run_module("training.commands.data", run_name="__main__")
