@@ -12,6 +12,7 @@ first (``layout``), then painted:
 - a heat map covers its face's box only.
 """
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -33,6 +34,7 @@ COLORS_BGR = {
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 MAP_OPACITY = 0.45
 PANEL_OPACITY = 0.6
+TRACK_BGR = (72, 72, 72)  # a bar's empty part, on the panel's dark ground
 # Text is 0.5 of OpenCV's font scale (about 11 px high) per 480 px of the image's
 # shorter side, never less than 0.4: readable in a 640x360 video and on a 4,000 px photo.
 REFERENCE_SIDE = 480
@@ -92,6 +94,12 @@ def maps_for(faces: Sequence, maps) -> list:
 # --- layout ----------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=1024)  # the same few texts at the same sizes, every frame
+def _text_size(text: str, scale: float, thickness: int) -> tuple[int, int, int]:
+    (w, h), base = cv2.getTextSize(text, FONT, scale, thickness)
+    return w, h, base
+
+
 class _Style:
     """Pixel sizes for one image, all derived from its size unit."""
 
@@ -105,8 +113,7 @@ class _Style:
         self.bar_w = round(64 * u)
 
     def text_size(self, text: str, scale: float | None = None) -> tuple[int, int, int]:
-        (w, h), base = cv2.getTextSize(text, FONT, scale or self.scale, self.thickness)
-        return w, h, base
+        return _text_size(text, scale or self.scale, self.thickness)
 
     def pill_size(self, text: str) -> tuple[int, int]:
         w, h, base = self.text_size(text)
@@ -220,10 +227,11 @@ def layout(faces: Sequence, shape: Sequence[int], boxes: Sequence[Rect], bars: b
 # --- painting --------------------------------------------------------------------------
 
 
-def _blend_rect(img: np.ndarray, r: Rect, color, alpha: float) -> None:
+def _darken(img: np.ndarray, r: Rect, level: int, alpha: float) -> None:
+    """Blend the rectangle ``r`` towards the grey ``level`` by ``alpha``. In place."""
     x0, y0, x1, y1 = r
     roi = img[y0:y1, x0:x1]
-    roi[:] = cv2.addWeighted(roi, 1.0 - alpha, np.full_like(roi, color), alpha, 0.0)
+    cv2.convertScaleAbs(roi, roi, 1.0 - alpha, alpha * level)
 
 
 def _blend_map(img: np.ndarray, region: Rect, box: Rect, face_map: np.ndarray) -> None:
@@ -249,7 +257,7 @@ def _paint_pill(img: np.ndarray, style: _Style, r: Rect, text: str, color) -> No
 
 
 def _paint_panel(img: np.ndarray, style: _Style, r: Rect, probs: np.ndarray) -> None:
-    _blend_rect(img, r, (20, 20, 20), PANEL_OPACITY)
+    _darken(img, r, 20, PANEL_OPACITY)
     scale, row = 0.8 * style.scale, style.row()
     name_w = max(style.text_size(n, scale)[0] for n in EMOTIONS)
     bar_x = r[0] + 2 * style.pad + name_w
@@ -259,10 +267,10 @@ def _paint_panel(img: np.ndarray, style: _Style, r: Rect, probs: np.ndarray) -> 
                     (235, 235, 235), style.thickness, cv2.LINE_AA)
         inset = max(1, row // 5)
         track = (bar_x, top + inset, bar_x + style.bar_w, top + row - inset)
-        _blend_rect(img, track, (255, 255, 255), 0.15)
-        filled = int(round(style.bar_w * float(np.clip(probs[i], 0.0, 1.0))))
+        cv2.rectangle(img, track[:2], (track[2] - 1, track[3] - 1), TRACK_BGR, -1)
+        filled = round(style.bar_w * float(np.clip(probs[i], 0.0, 1.0)))
         if filled:
-            cv2.rectangle(img, (track[0], track[1]), (track[0] + filled - 1, track[3] - 1), COLORS_BGR[name], -1)
+            cv2.rectangle(img, track[:2], (track[0] + filled - 1, track[3] - 1), COLORS_BGR[name], -1)
 
 
 def _scaled_box(box, sx: float, sy: float, width: int, height: int) -> Rect:
