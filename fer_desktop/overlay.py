@@ -192,7 +192,8 @@ def _place_panel(style: _Style, box: Rect, width: int, height: int, taken: list[
     return None
 
 
-def layout(faces: Sequence, shape: Sequence[int], boxes: Sequence[Rect], bars: bool = True) -> list[FaceLayout]:
+def layout(faces: Sequence, shape: Sequence[int], boxes: Sequence[Rect],
+           bars: bool = True) -> list[FaceLayout]:
     """Where each face's label and bar panel go in an image of ``shape`` (see the module doc).
 
     ``boxes``: each face's box in the image's pixels, ``(x0, y0, x1, y1)``.
@@ -280,7 +281,8 @@ def _scaled_box(box, sx: float, sy: float, width: int, height: int) -> Rect:
 
 
 def draw_results(image: np.ndarray, faces: Sequence, bars: bool = True, selected: int | None = None,
-                 maps=None, whole_image: bool = False, frame_size: tuple[int, int] | None = None) -> np.ndarray:
+                 maps=None, whole_image: bool = False,
+                 frame_size: tuple[int, int] | None = None) -> np.ndarray:
     """A copy of ``image`` with every ``FaceResult`` drawn on it, over its explanation map if given.
 
     ``selected``: the index of a face to outline in white; ``maps``: see ``maps_for``;
