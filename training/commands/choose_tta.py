@@ -7,8 +7,8 @@ it on val (PublicTest) only, writes the better choice into the card's
 ``test_time_augmentation`` (ties keep the single pass, which is cheaper),
 records both val figures under ``test_time_augmentation_choice``, and replaces
 the card's metrics with those of the chosen setting (val and test, through the
-app's own ``load_classifier(...).predict``), so that ``training.evaluate``
-reproduces the card.
+app's own ``load_classifier(...).predict``: PyTorch for ``metrics``, ONNX Runtime
+for ``runtime.metrics``), so that ``python -m training evaluate`` reproduces the card.
 """
 
 import json
@@ -30,11 +30,15 @@ def choose_tta(weights: str | Path, data, device: str = "cpu", ferplus=None) -> 
     card = json.loads(card_path.read_text(encoding="utf-8"))
     card["test_time_augmentation"] = chosen
     card["test_time_augmentation_choice"] = {"val_accuracy": val, "chosen": chosen, "chosen_on": "val (PublicTest)"}
-    measured = headline(evaluate_weights(weights, data, ("val", "test"), device, tta=chosen))
+    # The card's metrics are PyTorch's, its runtime block's ONNX Runtime's (as the run wrote them).
+    measured = headline(evaluate_weights(weights, data, ("val", "test"), device, tta=chosen, backend="torch"))
     if ferplus is not None:  # the other label set's figure follows the choice too
-        measured["ferplus_test_accuracy"] = evaluate_weights(weights, ferplus, ("test",), device,
-                                                             tta=chosen)["test"]["accuracy"]
+        measured["ferplus_test_accuracy"] = evaluate_weights(weights, ferplus, ("test",), device, tta=chosen,
+                                                             backend="torch")["test"]["accuracy"]
     card["metrics"] = {**card.get("metrics", {}), **measured}
+    if card.get("runtime", {}).get("metrics") and device == "cpu":
+        runtime = headline(evaluate_weights(weights, data, ("val", "test"), device, tta=chosen, backend="onnx"))
+        card["runtime"]["metrics"] = {**card["runtime"]["metrics"], **runtime}
     card_path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     return card
 
