@@ -7,7 +7,9 @@ record's end, so that the output stays readable.
 
 import contextlib
 import functools
+import logging
 import signal
+import sys
 import threading
 
 EXIT_OK, EXIT_BAD_FILE, EXIT_WEIGHTS, EXIT_USAGE, EXIT_UNEXPECTED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
@@ -47,6 +49,20 @@ def stop_if_interrupted() -> None:
         raise KeyboardInterrupt
 
 
+def _quiet_after_interrupt(previous_hook):
+    """An unraisable-exception hook that, once Ctrl-C was pressed, only logs: an object whose
+    constructor the KeyboardInterrupt cut short may fail in its finaliser (MediaPipe's ``Image``
+    does), and "Exception ignored in ..." would follow the one line the user gets."""
+    def hook(unraisable) -> None:
+        if INTERRUPTED.is_set():
+            logging.getLogger(__name__).debug("after Ctrl-C: %s", unraisable.err_msg or "a finaliser failed",
+                                              exc_info=(unraisable.exc_type, unraisable.exc_value,
+                                                        unraisable.exc_traceback))
+            return
+        previous_hook(unraisable)
+    return hook
+
+
 @contextlib.contextmanager
 def ctrl_c_noted():
     previous = signal.getsignal(signal.SIGINT)
@@ -63,10 +79,14 @@ def ctrl_c_noted():
             raise KeyboardInterrupt
 
     signal.signal(signal.SIGINT, on_sigint)
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = _quiet_after_interrupt(previous_hook)
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+        if not INTERRUPTED.is_set():  # after Ctrl-C, cut-short objects may still be freed at exit
+            sys.unraisablehook = previous_hook
 
 
 def whole(method):

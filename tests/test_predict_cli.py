@@ -553,3 +553,26 @@ def test_a_native_crash_still_reaches_the_terminal(files, cnn_weights_dir):
         capture_output=True, text=True, timeout=120, env={**os.environ, "FER_DESKTOP_DEBUG": ""})
     assert proc.returncode != 0
     assert "Segmentation fault" in proc.stderr
+
+
+def test_after_ctrl_c_a_cut_short_objects_finaliser_adds_nothing_to_the_one_line(monkeypatch):
+    """A KeyboardInterrupt inside a constructor (MediaPipe's ``Image``) leaves an object whose
+    finaliser fails; after Ctrl-C its "Exception ignored" report must not follow our line."""
+    from fer_desktop.predict_status import INTERRUPTED, ctrl_c_noted
+
+    class HalfBuilt:
+        def __del__(self):
+            raise AttributeError("'HalfBuilt' object has no attribute '_image_ptr'")
+
+    reported = []
+    monkeypatch.setattr(sys, "unraisablehook", reported.append)
+    try:
+        with ctrl_c_noted():
+            HalfBuilt()  # freed at once: its finaliser fails before any Ctrl-C
+            assert len(reported) == 1
+            INTERRUPTED.set()
+            HalfBuilt()
+        HalfBuilt()  # after the run, as at exit
+        assert len(reported) == 1
+    finally:
+        INTERRUPTED.clear()
