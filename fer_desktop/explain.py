@@ -69,8 +69,10 @@ def gradcam(classifier, faces, target: int | None = None) -> np.ndarray:
     features = features.detach().requires_grad_(True)
     with torch.enable_grad(), torch.autocast(x.device.type, enabled=False):
         logits = model.forward_head(features)
-        if target is None:
-            classes = logits.argmax(1)
+        if target is None:  # the class the app shows: after the card's per-emotion shift
+            bias = getattr(classifier, "class_bias", None)
+            shown = logits if bias is None else logits + torch.from_numpy(bias).to(logits.device)
+            classes = shown.argmax(1)
         else:  # one class for all faces, or one per face
             classes = torch.as_tensor(np.broadcast_to(np.asarray(target), (len(x),)).copy(), device=x.device)
         score = logits.gather(1, classes.view(-1, 1)).sum()

@@ -54,6 +54,7 @@ class OnnxClassifier:
         self.input_size, self.mean, self.std = settings.input_size, settings.mean, settings.std
         self.hflip_tta = settings.hflip_tta  # the card's, as in the torch runtime
         self.temperature = settings.temperature
+        self.class_bias = None if settings.class_bias is None else np.asarray(settings.class_bias, np.float32)
         self.precision = (card.get("runtime") or {}).get("precision", "fp32")
         self.device = CpuDevice()
         self.engine = f"ONNX Runtime {self.precision}"
@@ -96,7 +97,10 @@ class OnnxClassifier:
         faces = face_batch(faces)
         if len(faces) == 0:
             return np.zeros((0, len(EMOTIONS)), np.float32)
-        return softmax(self.logits(faces) / self.temperature).astype(np.float32)
+        logits = self.logits(faces)
+        if self.class_bias is not None:
+            logits = logits + self.class_bias
+        return softmax(logits / self.temperature).astype(np.float32)
 
     def gradcam(self, faces, target=None) -> np.ndarray:
         """Grad-CAM maps ``[N, 48, 48]`` in [0, 1], as ``explain.gradcam`` computes them with torch."""
@@ -104,6 +108,8 @@ class OnnxClassifier:
         features, logits = self.run(faces, ["features", "logits"])
         if self._head is None:
             self._head = _Head.read(self.weights_path)
+        if target is None and self.class_bias is not None:  # the class the app shows
+            logits = logits + self.class_bias
         classes = logits.argmax(1) if target is None else np.broadcast_to(np.asarray(target), (len(faces),))
         grads = self._head.gradient(features, classes)
         weights = grads.mean(axis=(2, 3), keepdims=True)

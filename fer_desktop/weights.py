@@ -112,25 +112,35 @@ def read_card(path: str | os.PathLike) -> dict:
 @dataclass(frozen=True)
 class InferenceSettings:
     """How a card says its model is fed and read: input size and normalisation, then the test-time
-    flip and the temperature, which cards written before either existed leave out (no flip, T = 1)."""
+    flip, the temperature and the per-emotion shift, which cards written before each existed leave
+    out (no flip, T = 1, no shift)."""
 
     input_size: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
     hflip_tta: bool = False
     temperature: float = 1.0
+    class_bias: tuple[float, ...] | None = None
 
     @classmethod
     def from_card(cls, card: dict) -> "InferenceSettings":
         return cls(input_size=int(card["input_size"]), mean=tuple(card["mean"]), std=tuple(card["std"]),
                    hflip_tta=card.get("test_time_augmentation", "none") == "hflip",
-                   temperature=card_temperature(card))
+                   temperature=card_temperature(card), class_bias=card_class_bias(card))
 
 
 def card_temperature(card: dict) -> float:
     """The temperature a card's probabilities are scaled by: fitted on PublicTest (``training.calibrate``,
     ``training.ensemble``), 1.0 on a card never calibrated."""
     return float(card.get("temperature", 1.0))
+
+
+def card_class_bias(card: dict) -> tuple[float, ...] | None:
+    """The shift added to each emotion's logit before the temperature, chosen on PublicTest's macro-F1
+    (``training.calibrate``): FER-2013's rare emotions are under-predicted. None where a card has none."""
+    bias = card.get("class_bias") or {}
+    values = tuple(float(bias.get(name, 0.0)) for name in EMOTIONS)
+    return values if any(values) else None
 
 
 def read_state(path: str | os.PathLike) -> dict:

@@ -467,7 +467,7 @@ def test_the_ensemble_averages_calibrated_logits_where_that_wins_on_publictest()
 def test_a_shift_per_emotion_lifts_a_rare_emotion_within_the_accuracy_it_may_cost():
     from fer_desktop.emotions import EMOTIONS
     from fer_desktop.ensemble import EnsembleClassifier, shift
-    from training.ensemble_choice import MAX_ACCURACY_DROP, accuracy, choose_class_bias, macro_f1
+    from training.class_shift import MAX_ACCURACY_DROP, accuracy, choose_class_bias, macro_f1
 
     rng = np.random.default_rng(0)
     labels = rng.choice(7, 2000, p=[0.14, 0.02, 0.14, 0.25, 0.17, 0.11, 0.17])

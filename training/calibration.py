@@ -42,6 +42,16 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray, objective: str = "nl
     return float(fine[np.argmin([loss(t) for t in fine])])
 
 
+def fit_shift_and_temperature(logits: np.ndarray, labels: np.ndarray, objective: str = "ece",
+                              class_bias: bool = True) -> tuple[np.ndarray, float]:
+    """A shift per emotion chosen on macro-F1 (``training.class_shift``; zeros without ``class_bias``),
+    then the temperature of the shifted logits: the app shows ``softmax((logits + shift) / T)``."""
+    from training.class_shift import choose_class_bias
+
+    bias = choose_class_bias(softmax(logits), labels) if class_bias else np.zeros(logits.shape[1])
+    return bias, fit_temperature(logits + bias, labels, objective)
+
+
 def plot_reliability(probs_before: np.ndarray, probs_after: np.ndarray, labels: np.ndarray, path: Path,
                      title: str) -> Path:
     from training.reports import plt

@@ -141,7 +141,7 @@ def quantize_int8(fp32: Path, dst: Path, calibration: np.ndarray) -> None:
     """Static int8 (QDQ) with 7-bit weights: on CPUs without VNNI (AVX2 only) ONNX Runtime multiplies
     uint8 activations by int8 weights with VPMADDUBSW, whose 16-bit sums of two products saturate
     with full-range weights (baseline_cnn lost 1.9 points of PublicTest that way on an AVX2-only
-    EPYC); with weights in [-64, 63] no sum can, so every CPU computes the same results."""
+    EPYC); with weights in [-64, 64] no sum can (2 x 255 x 64 < 2**15), so every CPU computes the same."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 

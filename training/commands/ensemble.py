@@ -31,9 +31,10 @@ import numpy as np
 from fer_desktop.emotions import EMOTIONS
 from fer_desktop.ensemble import CARD_NAME, COMBINE, shift, trained_models
 from training.calibration import ece, fit_temperature
+from training.class_shift import accuracy, choose_class_bias, macro_f1
 from training.cli import measuring_parser
 from training.data import load_dataset
-from training.ensemble_choice import accuracy, choose_class_bias, choose_combination, macro_f1, mixed
+from training.ensemble_choice import choose_combination, mixed
 from training.evaluation import predict_split, split_metrics
 
 
