@@ -43,13 +43,15 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray, objective: str = "nl
 
 
 def fit_shift_and_temperature(logits: np.ndarray, labels: np.ndarray, objective: str = "ece",
-                              class_bias: bool = True) -> tuple[np.ndarray, float]:
-    """A shift per emotion chosen on macro-F1 (``training.class_shift``; zeros without ``class_bias``),
-    then the temperature of the shifted logits: the app shows ``softmax((logits + shift) / T)``."""
-    from training.class_shift import choose_class_bias
+                              class_bias: bool = True) -> tuple[np.ndarray, float, dict]:
+    """A shift per emotion chosen on macro-F1 where it generalises (``training.class_shift``; zeros
+    without ``class_bias``), then the temperature of the shifted logits: the app shows
+    ``softmax((logits + shift) / T)``. Also the shift's held-out check (empty without ``class_bias``)."""
+    from training.class_shift import choose_checked_class_bias
 
-    bias = choose_class_bias(softmax(logits), labels) if class_bias else np.zeros(logits.shape[1])
-    return bias, fit_temperature(logits + bias, labels, objective)
+    bias, check = choose_checked_class_bias(softmax(logits), labels) if class_bias else (
+        np.zeros(logits.shape[1]), {})
+    return bias, fit_temperature(logits + bias, labels, objective), check
 
 
 def plot_reliability(probs_before: np.ndarray, probs_after: np.ndarray, labels: np.ndarray, path: Path,

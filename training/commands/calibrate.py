@@ -15,8 +15,13 @@ splits, and a reliability diagram goes to ``weights/reports/<name>/reliability.p
 Before the temperature, a shift per emotion of the logits is chosen on
 PublicTest's macro-F1, costing at most half a point of its accuracy
 (``--no-class-bias``: none), as ``training.ensemble`` does for the ensemble:
-FER-2013's rare emotions (disgust, fear) are under-predicted. The card's
-``class_shift`` records accuracy and macro-F1 without and with it.
+FER-2013's rare emotions (disgust, fear) are under-predicted. Seven shifts
+chosen on 3,589 faces can fit their noise, so one is kept only where it
+generalises within PublicTest: chosen on one half, it must raise the other
+half's macro-F1 by half a point on average (three random halvings, both ways)
+without costing more than half a point of accuracy. The card's
+``class_shift`` records that check and accuracy and macro-F1 without and with
+the shift.
 The cards' loss figures are measured again on every engine the card names, so
 ``training.evaluate`` still reproduces them. The ensemble's own temperature is
 fitted by ``training.ensemble``, after this.
@@ -30,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from training.calibration import BINS, OBJECTIVES, ece, fit_shift_and_temperature, plot_reliability, softmax
-from training.class_shift import MAX_ACCURACY_DROP, accuracy, macro_f1
+from training.class_shift import MAX_ACCURACY_DROP, MIN_HELD_OUT_GAIN, accuracy, macro_f1
 from training.data import load_dataset
 from training.evaluation import evaluate_weights, headline
 
@@ -53,7 +58,7 @@ def calibrate(weights: Path, data, reports: Path | None = None, objective: str =
               for s, (x, _) in splits.items()}
     labels = {s: y for s, (_, y) in splits.items()}
     before = {s: softmax(logits[s]) for s in splits}
-    bias, temperature = fit_shift_and_temperature(logits["val"], labels["val"], objective, class_bias)
+    bias, temperature, check = fit_shift_and_temperature(logits["val"], labels["val"], objective, class_bias)
     shifted = {s: logits[s] + bias for s in splits}
     after = {s: softmax(shifted[s], temperature) for s in splits}
     calibration = {"fitted_on": f"val (PublicTest), {OBJECTIVES[objective]}", "engine": clf.backend, "bins": BINS,
@@ -61,14 +66,16 @@ def calibrate(weights: Path, data, reports: Path | None = None, objective: str =
                       for when, p in (("before", before), ("after", after)) for s in splits}}
     card["temperature"] = round(temperature, 4)
     card["calibration"] = calibration
-    shift = {"chosen_on": f"val (PublicTest) macro-F1, accuracy at most {MAX_ACCURACY_DROP:.1%} lower",
-             "engine": clf.backend,
+    shift = {"chosen_on": f"val (PublicTest) macro-F1, accuracy at most {MAX_ACCURACY_DROP:.1%} lower, "
+                          f"kept where chosen on half of PublicTest it raises the other half's macro-F1 by "
+                          f"{MIN_HELD_OUT_GAIN:.1%}", "engine": clf.backend, **check,
              **{f"{s}_{what}_{when}": round(f(p[s], labels[s]), 4)
                 for when, p in (("before", before), ("after", after))
                 for s in splits for what, f in (("accuracy", accuracy), ("macro_f1", macro_f1))}}
+    if check:  # what the shift's check gave, kept or not
+        card["class_shift"] = shift
     if np.any(bias):
         card["class_bias"] = {name: round(float(b), 2) for name, b in zip(EMOTIONS, bias)}
-        card["class_shift"] = shift
     card_path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     # The losses change with T: measure the card's figures again on each engine it names.
     engines = (["onnx"] if card.get("runtime") else []) + (["torch"] if torch_installed() else [])
@@ -106,7 +113,9 @@ def main(argv: list[str] | None = None) -> int:
         result = calibrate(weights, data, folder / "reports" / name, args.objective, args.class_bias)
         print(f"{name}: T {result['temperature']:.3f}, PublicTest ECE {result['val_ece_before']:.1%} -> "
               f"{result['val_ece_after']:.1%}, PrivateTest ECE {result['test_ece_before']:.1%} -> "
-              f"{result['test_ece_after']:.1%}; shift {result['class_bias'] or 'none'}: PublicTest accuracy "
+              f"{result['test_ece_after']:.1%}; shift {result['class_bias'] or 'none'} (held out: accuracy "
+              f"{result.get('held_out_accuracy_change', 0):+.2%}, macro-F1 "
+              f"{result.get('held_out_macro_f1_change', 0):+.3f}): PublicTest accuracy "
               f"{result['val_accuracy_before']:.1%} -> {result['val_accuracy_after']:.1%}, macro-F1 "
               f"{result['val_macro_f1_before']:.3f} -> {result['val_macro_f1_after']:.3f}; PrivateTest "
               f"{result['test_accuracy_before']:.1%} -> {result['test_accuracy_after']:.1%}, "
