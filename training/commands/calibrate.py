@@ -9,7 +9,7 @@ test-time flip) and written into the card, which both runtimes follow. The fit
 minimises PublicTest's expected calibration error, the gap a user sees between
 the bars and how often they are right (``--objective nll`` minimises the
 negative log-likelihood instead, as Guo et al. do: for attention_cnn that T
-raised PublicTest's calibration error from 2.8 % to 3.6 %). Accuracy does not change (the top class stays); the
+raised PublicTest's calibration error from 2.8 % to 3.6 %). T never changes the top class; the
 expected calibration error (15 bins) is reported before and after on both
 splits, and a reliability diagram goes to ``weights/reports/<name>/reliability.png``.
 Before the temperature, a shift per emotion of the logits is chosen on
