@@ -127,8 +127,9 @@ def run_all(args: argparse.Namespace) -> int:
             if init is not None:
                 model_overrides["init"] = init
         teacher = resnet_teacher(model, args, out)
-        print(f"== {model}: {budget:.0f} s of {time_left:.0f} s left; teacher: "
-              f"{Path(teacher).stem if teacher else 'none'}", file=sys.stderr)
+        # One write, newline included: under torchrun every process shares the terminal.
+        sys.stderr.write(f"== {model}: {budget:.0f} s of {time_left:.0f} s left; teacher: "
+                         f"{Path(teacher).stem if teacher else 'none'}\n")
         run = RunConfig(model=model, data=args.data, out=str(out / model), seed=args.seed, device=args.device,
                         limit=args.limit, budget_s=max(budget, 1.0), compile=args.compile, threads=args.threads,
                         progress=not args.quiet, distill=teacher, runtime=args.runtime)
