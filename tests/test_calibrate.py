@@ -134,3 +134,15 @@ def test_shipped_models_and_ensemble_are_calibrated_on_publictest():
             assert shift["kept"], name
             assert shift["val_macro_f1_after"] > shift["val_macro_f1_before"], name
             assert shift["val_accuracy_after"] >= shift["val_accuracy_before"] - 0.005, name
+
+
+def test_the_ece_floor_is_what_a_calibrated_model_reads_and_below_a_miscalibrated_ones():
+    """Even labels drawn from the model's own probabilities read an ECE above zero on a few thousand
+    faces; the floor estimates it, and an overconfident model reads well above it."""
+    from training.calibration import ece_floor
+
+    logits, labels = sampled(1.0, n=3589, seed=2)
+    floor = ece_floor(softmax(logits))
+    assert 0.003 < floor < 0.03
+    assert ece(softmax(logits), labels) < floor + 0.015
+    assert ece(softmax(logits, 0.5), labels) > floor + 0.1

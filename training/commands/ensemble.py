@@ -32,7 +32,7 @@ import numpy as np
 
 from fer_desktop.emotions import EMOTIONS
 from fer_desktop.ensemble import CARD_NAME, COMBINE, shift, trained_models
-from training.calibration import ece, fit_temperature
+from training.calibration import ece, ece_floor, fit_temperature
 from training.class_shift import accuracy, choose_checked_class_bias, macro_f1
 from training.cli import measuring_parser
 from training.data import load_dataset
@@ -88,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         "temperature": round(temperature, 4),
         "calibration": {"fitted_on": "val (PublicTest), expected calibration error", "bins": 15,
                         **{f"{s}_ece_{when}": round(ece(sharpen(mean[s], t), labels[s]), 4)
-                           for when, t in (("before", 1.0), ("after", round(temperature, 4))) for s in mean}},
+                           for when, t in (("before", 1.0), ("after", round(temperature, 4))) for s in mean},
+                        "test_ece_floor": round(ece_floor(sharpen(mean["test"], round(temperature, 4))), 4)},
         "metrics": {"val_accuracy": accuracy(mean["val"], val_y),
                     "test_accuracy": accuracy(mean["test"], test_y),
                     "val_macro_f1": round(split_metrics(mean["val"], val_y)["macro_f1"], 4),
